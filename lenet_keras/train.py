@@ -1,0 +1,107 @@
+"""Train LeNet-5 with Keras: `train(config)` -> RunMetrics, model.keras and metrics.json in the run folder."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from lenet_keras.data import train_data
+from lenet_keras.model import build_lenet5, set_weights
+from parity.config import TrainConfig, learning_rate
+from parity.data import Splits, make_splits, num_batches
+from parity.init import initial_weights
+from parity.metrics import EpochMetrics, RunMetrics
+from parity.preprocess import channels_last
+from parity.run import run_metrics, with_run_dir
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Collects Keras's epoch logs in the shared metrics.json shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: list[EpochMetrics] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.history.append(
+            EpochMetrics(
+                epoch=epoch + 1,
+                train_loss=float(logs["loss"]),
+                train_accuracy=float(logs["accuracy"]),
+                seconds=round(time.perf_counter() - self._start, 3),
+                val_loss=float(logs["val_loss"]) if "val_loss" in logs else None,
+                val_accuracy=float(logs["val_accuracy"]) if "val_accuracy" in logs else None,
+            )
+        )
+
+
+def device_name() -> str:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu ({tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')}, tensorflow)" if gpus else "cpu (tensorflow)"
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform} ({device.device_kind}, jax)"
+    return f"{backend}"
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.lr)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.lr)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")
+
+
+def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
+    config = with_run_dir(config)
+    out = config.out
+    keras.utils.set_random_seed(config.seed)
+    splits = splits or make_splits(config)
+    dtype = config.precision
+    model = set_weights(build_lenet5(dtype=dtype), initial_weights(config.seed, dtype=np.dtype(dtype)))
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = EpochHistory()
+    callbacks: list[keras.callbacks.Callback] = [history, keras.callbacks.CSVLogger(str(out / "history.csv"))]
+    if config.lr_schedule != "constant":
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
+    validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
+    start = time.perf_counter()
+    model.fit(
+        train_data(splits.train_x, splits.train_y, config.batch_size, config.seed, config.epochs),
+        epochs=config.epochs,
+        steps_per_epoch=num_batches(len(splits.train_y), config.batch_size),
+        validation_data=validation,
+        validation_batch_size=config.batch_size,
+        shuffle=False,  # the data already come in the shared epoch order
+        callbacks=callbacks,
+        verbose="auto" if config.progress else 0,
+    )
+    train_seconds = time.perf_counter() - start
+    # evaluate() scores every image: Keras keeps the last, partial batch.
+    test_loss, test_accuracy = model.evaluate(channels_last(splits.test_x), splits.test_y, batch_size=config.batch_size, verbose=0)
+    model.save(out / "model.keras")
+    metrics = run_metrics(
+        config,
+        params=model.count_params(),
+        history=history.history,
+        test_accuracy=test_accuracy,
+        test_loss=test_loss,
+        test_images=len(splits.test_y),
+        train_seconds=train_seconds,
+        device=device_name(),
+        versions={"keras": keras.__version__, "backend": keras.backend.backend()},
+    )
+    metrics.write(out / "metrics.json")
+    return metrics

@@ -1,0 +1,75 @@
+"""MNIST for Lightning: whole tensors in memory, indexed a batch at a time.
+
+A `Dataset.__getitem__` + collate per image costs more than LeNet-5's arithmetic on it, so batches
+are sliced from resident tensors instead (on the GPU when training there). The batch order is
+`parity.data.epoch_order`, the same one the Keras run uses.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+
+from parity.config import TrainConfig
+from parity.data import Splits, epoch_order, make_splits, num_batches
+from parity.preprocess import channels_first
+
+
+class InMemoryBatches:
+    """An iterable of (images, labels) batches over resident tensors; keeps the last partial batch."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int | None = None):
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.current_epoch = lambda: 0  # MNISTDataModule points this at the trainer's epoch
+
+    def __len__(self) -> int:
+        return num_batches(len(self.y), self.batch_size)
+
+    def to(self, device: torch.device) -> "InMemoryBatches":
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
+    def __iter__(self):
+        n = len(self.y)
+        if self.seed is None:  # evaluation: in order, contiguous slices, no copy
+            for start in range(0, n, self.batch_size):
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            return
+        order = torch.from_numpy(epoch_order(self.seed, self.current_epoch(), n)).to(self.x.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+class MNISTDataModule(L.LightningDataModule):
+    def __init__(self, config: TrainConfig, splits: Splits | None = None, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.config, self.dtype = config, dtype
+        self.splits = splits
+        self.train_batches = self.val_batches = self.test_batches = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_batches is not None:
+            return
+        splits = self.splits or make_splits(self.config)
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+        def batches(x: np.ndarray, y: np.ndarray, seed: int | None) -> InMemoryBatches:
+            images = torch.from_numpy(channels_first(x)).to(self.dtype)
+            return InMemoryBatches(images, torch.from_numpy(y), self.config.batch_size, seed).to(device)
+
+        self.train_batches = batches(splits.train_x, splits.train_y, self.config.seed)
+        self.val_batches = batches(splits.val_x, splits.val_y, None) if len(splits.val_y) else None
+        self.test_batches = batches(splits.test_x, splits.test_y, None)
+
+    def train_dataloader(self):
+        if self.trainer is not None:  # Lightning asks for the loader once; the order follows each epoch
+            self.train_batches.current_epoch = lambda: self.trainer.current_epoch
+        return self.train_batches
+
+    def val_dataloader(self):
+        return self.val_batches if self.val_batches is not None else []
+
+    def test_dataloader(self):
+        return self.test_batches

@@ -1,0 +1,50 @@
+"""Adam with Keras's update rule, so one recipe means the same optimizer in both frameworks.
+
+keras.optimizers.Adam (Keras 3) and torch.optim.Adam differ in where epsilon goes:
+    Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t);  w -= alpha * m / (sqrt(v) + eps)
+    torch: w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+and in their defaults (eps 1e-7 vs 1e-8). This optimizer applies the Keras rule, operation by
+operation in Keras's order, so float64 training matches Keras to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class KerasAdam(torch.optim.Optimizer):
+    def __init__(self, params, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, b1, b2, eps = group["lr"], group["beta_1"], group["beta_2"], group["epsilon"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            for state, p in zip(states, params):
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+            step = states[0]["step"] + 1
+            for state in states:
+                state["step"] = step
+            alpha = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+            grads = [p.grad for p in params]
+            ms = [s["m"] for s in states]
+            vs = [s["v"] for s in states]
+            # m += (g - m) * (1 - b1);  v += (g^2 - v) * (1 - b2);  w -= m * alpha / (sqrt(v) + eps)
+            torch._foreach_add_(ms, torch._foreach_mul(torch._foreach_sub(grads, ms), 1 - b1))
+            torch._foreach_add_(vs, torch._foreach_mul(torch._foreach_sub(torch._foreach_mul(grads, grads), vs), 1 - b2))
+            denom = torch._foreach_add(torch._foreach_sqrt(vs), eps)
+            torch._foreach_sub_(params, torch._foreach_div(torch._foreach_mul(ms, alpha), denom))
+        return loss

@@ -1,0 +1,4 @@
+"""Framework-neutral pieces of the LeNet-5 twins: spec, recipes, data, conversion, comparison, reports.
+
+Nothing here imports torch or TensorFlow at module level.
+"""

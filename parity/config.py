@@ -1,0 +1,66 @@
+"""Training recipes: the one place their defaults are defined. Both frameworks read `TrainConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FRAMEWORKS = ("torch", "keras")
+ACCELERATORS = ("auto", "cpu", "gpu")
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float32", "float64")
+
+
+@dataclass
+class TrainConfig:
+    framework: str = "torch"
+    recipe: str = "seed"
+    # The seed recipe: what the original Keras project trained with.
+    epochs: int = 10
+    batch_size: int = 200
+    lr: float = 1e-3
+    optimizer: str = "adam"  # Adam with Keras's update rule in both frameworks (see lenet_torch/optim.py)
+    seed: int = 0
+    val_split: int = 5_000  # images held out of the 60,000 for validation; 0 trains on all, as the seed did
+    limit_train: int | None = None  # first N training images, for quick runs
+    # What the "best" recipe turns on (see RECIPES).
+    augment: bool = False
+    lr_schedule: str = "constant"  # "constant" or "cosine"
+    # Where and how.
+    precision: str = "float32"
+    accelerator: str = "auto"
+    data_dir: Path | None = None
+    out: Path | None = None
+    progress: bool = True
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+# Each recipe is a set of overrides of the seed defaults above.
+RECIPES: dict[str, dict] = {
+    "seed": {},
+    "best": {"epochs": 30, "augment": True, "lr_schedule": "cosine", "val_split": 0},
+}
+
+
+def recipe_config(recipe: str = "seed", **overrides) -> TrainConfig:
+    """The config for a named recipe, with explicit overrides (None means 'keep the recipe's value')."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(recipe=recipe, **values)
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate for a 0-based epoch; both frameworks' schedulers call this."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+    raise ValueError(f"unknown lr schedule {config.lr_schedule!r}")

@@ -1,0 +1,53 @@
+"""Train/validation/test splits and batch order, made once in NumPy and fed to either framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity.config import TrainConfig
+from parity.mnist import load_mnist
+from parity.preprocess import to_model_input
+
+
+@dataclass
+class Splits:
+    """Model-ready float32 images (N, 32, 32) in [0, 1] and int64 labels."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+def make_splits(config: TrainConfig) -> Splits:
+    """The validation images are the last `val_split` of the 60,000 (as Keras's validation_split takes
+    the tail); `limit_train` then keeps the first N of the rest. The test set is always all 10,000."""
+    mnist = load_mnist(config.data_dir)
+    n_train = len(mnist.train_labels) - config.val_split
+    if n_train <= 0:
+        raise ValueError(f"--val-split {config.val_split} leaves no training images")
+    if config.limit_train is not None:
+        n_train = min(n_train, config.limit_train)
+    labels = mnist.train_labels.astype(np.int64)
+    val_start = len(labels) - config.val_split
+    return Splits(
+        train_x=to_model_input(mnist.train_images[:n_train]),
+        train_y=labels[:n_train],
+        val_x=to_model_input(mnist.train_images[val_start:]),
+        val_y=labels[val_start:],
+        test_x=to_model_input(mnist.test_images),
+        test_y=mnist.test_labels.astype(np.int64),
+    )
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled order of the n training images in one epoch; both frameworks take batches in it."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)  # the last, partial batch is kept

@@ -1,0 +1,53 @@
+"""What every training run does the same way in both frameworks: its folder and its metrics.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from pathlib import Path
+
+from parity.config import TrainConfig
+from parity.metrics import EpochMetrics, RunMetrics, median_epoch_seconds
+from parity.spec import NUM_PARAMS
+
+RUNS_DIR = Path("runs")
+
+
+def with_run_dir(config: TrainConfig) -> TrainConfig:
+    """The config with its run folder made: --out, or runs/<framework>-<timestamp>/ under the current directory."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(config.out) if config.out else RUNS_DIR / f"{config.framework}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    return config.replace(out=out)
+
+
+def run_metrics(
+    config: TrainConfig,
+    *,
+    params: int,
+    history: list[EpochMetrics],
+    test_accuracy: float,
+    test_loss: float,
+    test_images: int,
+    train_seconds: float,
+    device: str,
+    versions: dict[str, str],
+) -> RunMetrics:
+    if params != NUM_PARAMS:  # a build that drifted from the spec must not report as LeNet-5
+        raise AssertionError(f"{config.framework} model has {params} parameters, the spec {NUM_PARAMS}")
+    return RunMetrics(
+        framework=config.framework,
+        params=params,
+        test_accuracy=float(test_accuracy),
+        test_loss=float(test_loss),
+        test_images=int(test_images),
+        epochs=len(history),
+        train_seconds=round(train_seconds, 3),
+        seconds_per_epoch=round(median_epoch_seconds(history), 3),
+        device=device,
+        seed=config.seed,
+        recipe=config.recipe,
+        config=config.to_dict(),
+        history=history,
+        versions={"python": platform.python_version(), **versions},
+    )

@@ -1,0 +1,122 @@
+"""Read and write LeNet-5 weights in every format the project meets, as raw arrays.
+
+| suffix        | written by                         | read with            | needs        |
+|---------------|------------------------------------|----------------------|--------------|
+| .h5           | Keras `model.save` (legacy HDF5), tf.keras 2.x too (the seed) | h5py | h5py |
+| .weights.h5   | Keras 3 `model.save_weights`       | h5py                 | h5py         |
+| .keras        | Keras 3 `model.save` (zip)         | zipfile + h5py       | h5py         |
+| .ckpt         | Lightning `Trainer.save_checkpoint`| torch.load           | torch        |
+| .pt / .pth    | `torch.save(LeNet5().state_dict())`| torch.load           | torch        |
+
+Reading a Keras file never imports TensorFlow or Keras, so a Keras model goes into Lightning with
+torch alone. Writing .keras/.h5 goes through Keras (so the file carries a loadable model config).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from parity.convert import keras_to_torch, torch_to_keras
+from parity.init import Weights
+from parity.spec import LENET5, Spec
+
+KERAS_SUFFIXES = (".keras", ".h5")
+TORCH_SUFFIXES = (".ckpt", ".pt", ".pth")
+
+
+class WeightFileError(ValueError):
+    pass
+
+
+def file_kind(path: str | Path) -> str:
+    """'keras' or 'torch', from the suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        return "keras"
+    if suffix in TORCH_SUFFIXES:
+        return "torch"
+    raise WeightFileError(f"{path}: unknown model format {suffix!r}; use one of {', '.join(KERAS_SUFFIXES + TORCH_SUFFIXES)}")
+
+
+def _datasets(group: h5py.Group) -> dict[str, np.ndarray]:
+    found = {}
+    group.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def _read_h5(source, spec: Spec) -> Weights:
+    with h5py.File(source, "r") as f:
+        weights: Weights = {}
+        for layer in spec.weighted_layers:
+            if "model_weights" in f:  # legacy model file: model_weights/<layer>/.../kernel[:0]
+                arrays = _datasets(f["model_weights"][layer.name])
+                kernel = next(v for k, v in arrays.items() if k.rsplit("/", 1)[-1].startswith("kernel"))
+                bias = next(v for k, v in arrays.items() if k.rsplit("/", 1)[-1].startswith("bias"))
+            elif "layers" in f:  # Keras 3 weights file: layers/<layer>/vars/{0: kernel, 1: bias}
+                variables = f["layers"][layer.name]["vars"]
+                kernel, bias = variables["0"][()], variables["1"][()]
+            else:
+                raise KeyError("no 'model_weights' or 'layers' group")
+            weights[layer.name] = {"kernel": np.asarray(kernel), "bias": np.asarray(bias)}
+        return weights
+
+
+def _read_torch_state(path: Path) -> dict[str, np.ndarray]:
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict", checkpoint)
+    # A LightningModule stores LeNet5 as `model`; a bare nn.Module state_dict has no prefix.
+    return {key.removeprefix("model."): value.detach().cpu().numpy() for key, value in state.items()}
+
+
+def read_weights(path: str | Path, spec: Spec = LENET5) -> Weights:
+    """Weights in Keras layout from any supported file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightFileError(f"{path}: no such model file")
+    kind = file_kind(path)
+    try:
+        if kind == "torch":
+            weights = torch_to_keras(_read_torch_state(path), spec)
+        elif path.suffix.lower() == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                weights = _read_h5(io.BytesIO(archive.read("model.weights.h5")), spec)
+        else:
+            weights = _read_h5(path, spec)
+    except (KeyError, StopIteration, OSError, zipfile.BadZipFile, RuntimeError) as error:
+        raise WeightFileError(f"{path}: not a LeNet-5 {kind} model file ({type(error).__name__}: {error})") from None
+    check_shapes(weights, spec)
+    return weights
+
+
+def check_shapes(weights: Weights, spec: Spec = LENET5) -> None:
+    from parity.init import kernel_shapes
+
+    for name, shape in kernel_shapes(spec).items():
+        kernel, bias = weights[name]["kernel"], weights[name]["bias"]
+        if kernel.shape != shape or bias.shape != (shape[-1],):
+            raise WeightFileError(f"layer {name}: kernel {kernel.shape}, bias {bias.shape}; LeNet-5 needs {shape}, ({shape[-1]},)")
+
+
+def write_weights(weights: Weights, path: str | Path, config: dict | None = None) -> Path:
+    """Write weights (Keras layout) to a file whose suffix picks the format; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if file_kind(path) == "torch":
+        import torch
+
+        from lenet_torch.checkpoint import save_checkpoint
+
+        state = {k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()}
+        save_checkpoint(state, path, config)
+    else:
+        from lenet_keras.model import build_lenet5, set_weights
+
+        set_weights(build_lenet5(), weights).save(path)
+    return path

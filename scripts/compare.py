@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""Train both frameworks with the same recipe for K seeds and compare them side by side.
+
+    python scripts/compare.py --seeds 3 --out runs/compare
+
+Each training run is `scripts/train.py` in its own process (so TensorFlow and torch never share one).
+Then the seed-0 models are cross-checked: each one's weights run in the other framework on all 10,000
+test images. Writes into --out: parity.json, report.md, learning_curves.png, confusion.png, runs/.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from parity import cli
+from parity.config import FRAMEWORKS, RECIPES
+from parity.metrics import RunMetrics, side_by_side
+
+TRAIN = Path(__file__).with_name("train.py")
+MODEL_FILE = {"torch": "model.ckpt", "keras": "model.keras"}
+
+
+def parse_args(argv=None):
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=cli.positive_int, default=1, help="seeds 0..K-1 (default 1)")
+    parser.add_argument("--epochs", type=cli.positive_int, help="default: the recipe's")
+    parser.add_argument("--recipe", default="seed", choices=list(RECIPES))
+    parser.add_argument("--out", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--limit-train", type=cli.positive_int)
+    parser.add_argument("--val-split", type=cli.non_negative_int)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def train_flags(args) -> list[str]:
+    flags = ["--recipe", args.recipe]
+    for name in ("epochs", "data_dir", "limit_train", "val_split"):
+        value = getattr(args, name)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags + (["--no-progress"] if args.no_progress else [])
+
+
+def train_all(args) -> dict[str, list[RunMetrics]]:
+    runs: dict[str, list[RunMetrics]] = {name: [] for name in args.frameworks}
+    for seed in range(args.seeds):
+        for name in args.frameworks:  # alternate, so machine noise hits both alike
+            out = args.out / "runs" / f"{name}-seed{seed}"
+            print(f"== {name}, seed {seed} -> {out}", flush=True)
+            command = [sys.executable, str(TRAIN), "--framework", name, "--seed", str(seed), "--out", str(out)]
+            if subprocess.run(command + train_flags(args)).returncode != 0:
+                cli.fail(f"training {name} (seed {seed}) failed; see its output above")
+            runs[name].append(RunMetrics.read(out / "metrics.json"))
+    return runs
+
+
+def cross_check(args, test_x: np.ndarray, test_y: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
+    """Run each framework's seed-0 model in both frameworks; returns (conversion figures, confusion matrices)."""
+    from parity.equivalence import compare_outputs, probabilities_both
+    from parity.report import confusion_matrix
+    from parity.weight_files import read_weights
+
+    figures, matrices = {}, {}
+    for name in args.frameworks:
+        weights = read_weights(args.out / "runs" / f"{name}-seed0" / MODEL_FILE[name])
+        torch_out, keras_out = probabilities_both(weights, test_x)
+        own = torch_out if name == "torch" else keras_out
+        matrices[name] = confusion_matrix(test_y, own.argmax(1))
+        diff = compare_outputs(torch_out, keras_out)
+        direction = "keras_to_torch" if name == "keras" else "torch_to_keras"
+        figures[f"max_abs_diff_{direction}"] = diff.max_abs_diff
+        figures[f"argmax_agreement_{direction}"] = diff.argmax_agreement
+    if len(args.frameworks) == 2:
+        figures["argmax_agreement"] = min(figures["argmax_agreement_keras_to_torch"], figures["argmax_agreement_torch_to_keras"])
+    return figures, matrices
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cli.quiet_frameworks()
+    runs = train_all(args)
+    from parity.mnist import load_mnist
+    from parity.preprocess import to_model_input
+    from parity.report import summarize, write_report
+
+    mnist = load_mnist(args.data_dir)
+    conversion, matrices = cross_check(args, to_model_input(mnist.test_images), mnist.test_labels.astype(np.int64))
+    summary = summarize(runs, conversion)
+    report = write_report(args.out, summary, runs, matrices)
+    print()
+    print(side_by_side([runs[name][0] for name in args.frameworks]) if args.seeds == 1 else report.read_text().split("\n\n")[1])
+    if "accuracy_gap_pp" in summary:
+        print(f"\naccuracy gap (torch - keras): {summary['accuracy_gap_pp']:+.3f} pp;", end=" ")
+    if "argmax_agreement" in summary:
+        print(
+            f"conversion: max |diff| keras->torch {summary['max_abs_diff_keras_to_torch']:.1e}, "
+            f"torch->keras {summary['max_abs_diff_torch_to_keras']:.1e}, argmax agreement {summary['argmax_agreement']:.2%}"
+        )
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,26 @@ class EpochHistory(keras.callbacks.Callback):
         )
 
 
+class StepLosses(keras.callbacks.Callback):
+    """Every training step's loss. Keras reports the epoch's running mean (weighted by batch size),
+    so each step's own loss is taken back out of it; in float64 that costs ~1e-14 relative."""
+
+    def __init__(self, batch_size: int, n_train: int):
+        super().__init__()
+        self.batch_size, self.n_train = batch_size, n_train
+        self.losses: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._seen, self._total = 0, 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        size = min(self.batch_size, self.n_train - self._seen)
+        seen = self._seen + size
+        total = float(logs["loss"]) * seen
+        self.losses.append((total - self._total) / size)
+        self._seen, self._total = seen, total
+
+
 def device_name() -> str:
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -69,11 +89,16 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
     out = config.out
     keras.utils.set_random_seed(config.seed)
     splits = splits or make_splits(config)
-    dtype = config.precision
-    model = set_weights(build_lenet5(dtype=dtype), initial_weights(config.seed, dtype=np.dtype(dtype)))
+    # float64 parity runs: floatx too, so Keras's loss and metric trackers keep float64 as well.
+    keras.config.set_floatx(config.precision)
+    # The float32 draw for every precision, so a float64 run starts from the same values as torch's.
+    model = set_weights(build_lenet5(dtype=config.precision), initial_weights(config.seed))
     model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = EpochHistory()
     callbacks: list[keras.callbacks.Callback] = [history, keras.callbacks.CSVLogger(str(out / "history.csv"))]
+    steps = StepLosses(config.batch_size, len(splits.train_y))
+    if config.record_steps:
+        callbacks.append(steps)
     if config.lr_schedule != "constant":
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
     validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
@@ -102,6 +127,7 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
         train_seconds=train_seconds,
         device=device_name(),
         versions={"keras": keras.__version__, "backend": keras.backend.backend()},
+        step_losses=steps.losses if config.record_steps else None,
     )
     metrics.write(out / "metrics.json")
     return metrics

@@ -56,7 +56,7 @@ class MNISTDataModule(L.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
         def batches(x: np.ndarray, y: np.ndarray, seed: int | None) -> InMemoryBatches:
-            images = torch.from_numpy(channels_first(x)).to(self.dtype)
+            images = torch.from_numpy(channels_first(x)).to(self.dtype).contiguous(memory_format=torch.channels_last)
             return InMemoryBatches(images, torch.from_numpy(y), self.config.batch_size, seed).to(device)
 
         self.train_batches = batches(splits.train_x, splits.train_y, self.config.seed)

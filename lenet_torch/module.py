@@ -17,8 +17,11 @@ class LitLeNet5(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()  # the whole TrainConfig, so a checkpoint says how it was trained
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **(config or {})})
-        self.model = LeNet5()
-        self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(num_classes=10, average="micro")
+        self.model = LeNet5().to(memory_format=torch.channels_last)  # oneDNN's fast layout on CPU; same results
+        if self.config.compile:
+            self.model.compile()  # in place: state_dict keys stay as they are
+        # validate_args=False: the per-step input checks cost more than the update itself
+        self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(num_classes=10, average="micro", validate_args=False)
         self.val_accuracy = self.train_accuracy.clone()
         self.test_accuracy = self.train_accuracy.clone()
 

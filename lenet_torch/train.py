@@ -43,6 +43,16 @@ class EpochHistory(Callback):
         )
 
 
+class StepLosses(Callback):
+    """Every training step's loss (one host sync per step, so only when asked for)."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+
+
 def device_name(device: torch.device) -> str:
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
 
@@ -57,14 +67,14 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
     module = LitLeNet5(config.to_dict())
     # The same initial weights the Keras run draws for this seed (parity.init), not torch's own init.
     module.model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(initial_weights(config.seed)).items()})
-    history = EpochHistory()
+    history, steps = EpochHistory(), StepLosses()
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices=1,
         precision="64-true" if dtype == torch.float64 else "32-true",
         logger=CSVLogger(out, name="", version=""),
-        callbacks=[history],
+        callbacks=[history, steps] if config.record_steps else [history],
         enable_checkpointing=False,  # the final model is saved below, where metrics.json points
         enable_progress_bar=config.progress,
         enable_model_summary=config.progress,
@@ -86,6 +96,7 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
         train_seconds=train_seconds,
         device=device_name(trainer.strategy.root_device),
         versions={"torch": torch.__version__, "lightning": L.__version__, "torchmetrics": torchmetrics.__version__},
+        step_losses=steps.losses if config.record_steps else None,
     )
     metrics.write(out / "metrics.json")
     return metrics

@@ -34,6 +34,7 @@ class RunMetrics:
     config: dict
     history: list[EpochMetrics] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
+    step_losses: list[float] | None = None  # with --record-steps: the loss of every training step, in order
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,7 +45,7 @@ class RunMetrics:
     @classmethod
     def from_dict(cls, data: dict) -> "RunMetrics":
         names = {f.name for f in fields(cls)}
-        missing = names - set(data) - {"versions"}
+        missing = names - set(data) - {"versions", "step_losses"}
         if missing:
             raise ValueError(f"metrics.json lacks {sorted(missing)}")
         values = {k: v for k, v in data.items() if k in names}

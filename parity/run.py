@@ -32,6 +32,7 @@ def run_metrics(
     train_seconds: float,
     device: str,
     versions: dict[str, str],
+    step_losses: list[float] | None = None,
 ) -> RunMetrics:
     if params != NUM_PARAMS:  # a build that drifted from the spec must not report as LeNet-5
         raise AssertionError(f"{config.framework} model has {params} parameters, the spec {NUM_PARAMS}")
@@ -50,4 +51,5 @@ def run_metrics(
         config=config.to_dict(),
         history=history,
         versions={"python": platform.python_version(), **versions},
+        step_losses=step_losses,
     )

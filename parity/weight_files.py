@@ -15,6 +15,7 @@ torch alone. Writing .keras/.h5 goes through Keras (so the file carries a loadab
 from __future__ import annotations
 
 import io
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -89,7 +90,10 @@ def read_weights(path: str | Path, spec: Spec = LENET5) -> Weights:
                 weights = _read_h5(io.BytesIO(archive.read("model.weights.h5")), spec)
         else:
             weights = _read_h5(path, spec)
-    except (KeyError, StopIteration, OSError, zipfile.BadZipFile, RuntimeError) as error:
+    # Garbage or foreign files: torch.load raises UnpicklingError/EOFError, a non-dict .pt AttributeError,
+    # a wrong-rank array ValueError from the conversion's transpose/reshape.
+    except (KeyError, StopIteration, OSError, zipfile.BadZipFile, RuntimeError, pickle.UnpicklingError, EOFError,
+            AttributeError, TypeError, ValueError) as error:
         raise WeightFileError(f"{path}: not a LeNet-5 {kind} model file ({type(error).__name__}: {error})") from None
     check_shapes(weights, spec)
     return weights

@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--precision", choices=PRECISIONS, help="default float32")
     parser.add_argument("--limit-train", type=cli.positive_int, help="train on the first N training images")
     parser.add_argument("--val-split", type=cli.non_negative_int, help="validation images held out of the 60,000 (default 5000; 0: none)")
+    parser.add_argument("--compile", action="store_true", help="torch only: torch.compile the model (faster epochs, slower start)")
+    parser.add_argument("--record-steps", action="store_true", help="keep every step's loss in metrics.json (training parity)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -56,6 +58,8 @@ def main(argv=None) -> int:
         limit_train=args.limit_train,
         val_split=args.val_split,
         progress=not args.no_progress,
+        compile=args.compile or None,
+        record_steps=args.record_steps or None,
     )
     cli.quiet_frameworks()
     cli.select_accelerator(config.framework, config.accelerator)

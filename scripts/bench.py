@@ -1,0 +1,208 @@
+#!/usr/bin/env python
+"""Benchmark training and inference speed of both frameworks on the same data and batch size.
+
+    python scripts/bench.py --epochs 3 --rounds 2 --out runs/bench
+
+Runners, each in its own process, alternating over --rounds so machine noise hits all alike:
+  torch_loop  a minimal hand-written PyTorch loop (torch.optim.Adam; same model and memory layout): the floor
+  lightning   the project's real Lightning path (lenet_torch.train)
+  keras       the project's real Keras path (lenet_keras.train)
+Training: one 60,000-image MNIST epoch at a time; the first epoch of each process is warm-up, the rest
+are timed; the table shows the median. Inference: images/second over the 10,000 test images.
+Writes bench.json (per runner figures, ratios, machine) into --out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from parity import cli
+
+RUNNERS = ("torch_loop", "lightning", "keras")
+TRAIN_IMAGES = 60_000
+
+
+def parse_args(argv=None):
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=cli.positive_int, default=3, help="timed epochs per process, after one warm-up (default 3)")
+    parser.add_argument("--rounds", type=cli.positive_int, default=2, help="processes per runner, alternating (default 2)")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=200)
+    parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=RUNNERS)
+    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    parser.add_argument("--compile", action="store_true", help="torch.compile the torch model in torch_loop and lightning")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--runner", choices=RUNNERS, help=cli.argparse.SUPPRESS)  # internal: run one runner, print JSON
+    return parser.parse_args(argv)
+
+
+def time_inference(predict, images, repeats: int = 3) -> float:
+    """Images per second of predict(images) (best of a few, after one warm-up call)."""
+    predict(images[:1000])
+    best = min(_timed(predict, images) for _ in range(repeats))
+    return len(images) / best
+
+
+def _timed(function, *args) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
+def run_torch_loop(args, splits) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from lenet_torch.model import LeNet5, predict_probabilities
+
+    device = torch.device("cuda" if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
+    # The same model, memory layout and (with --compile) compilation as the Lightning path, so the
+    # ratio between them is Lightning's own overhead.
+    x = torch.from_numpy(splits.train_x[:, None]).to(device).contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(splits.train_y).to(device)
+    model = LeNet5().to(device, memory_format=torch.channels_last)
+    if args.compile:
+        model.compile()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seconds = []
+    for epoch in range(args.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(len(y), device=device)
+        for i in range(0, len(y), args.batch_size):
+            idx = order[i : i + args.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    ips = time_inference(lambda images: predict_probabilities(model, images), splits.test_x)
+    return {"epoch_seconds": seconds, "inference_images_per_second": ips, "device": str(device)}
+
+
+def run_project(args, splits, framework: str) -> dict:
+    from parity.config import recipe_config
+
+    with tempfile.TemporaryDirectory() as out:
+        config = recipe_config(
+            "seed", framework=framework, epochs=args.epochs + 1, batch_size=args.batch_size, val_split=0,
+            accelerator=args.accelerator, out=Path(out), progress=False, compile=args.compile if framework == "torch" else None,
+        )
+        if framework == "torch":
+            from lenet_torch.checkpoint import load_model
+            from lenet_torch.model import predict_probabilities
+            from lenet_torch.train import train
+
+            metrics = train(config, splits)
+            model = load_model(Path(out) / "model.ckpt")
+            predict = lambda images: predict_probabilities(model, images)  # noqa: E731
+        else:
+            import keras
+
+            from lenet_keras.model import predict_probabilities
+            from lenet_keras.train import train
+
+            metrics = train(config, splits)
+            model = keras.saving.load_model(Path(out) / "model.keras")
+            predict = lambda images: predict_probabilities(model, images)  # noqa: E731
+        ips = time_inference(predict, splits.test_x)
+    return {"epoch_seconds": [e.seconds for e in metrics.history], "inference_images_per_second": ips, "device": metrics.device}
+
+
+def run_one(args) -> None:
+    """Child process: run one runner and print its figures as JSON on the last line."""
+    cli.quiet_frameworks()
+    cli.select_accelerator("keras" if args.runner == "keras" else "torch", args.accelerator)
+    from parity.config import TrainConfig
+    from parity.data import make_splits
+
+    splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir))
+    if args.runner == "torch_loop":
+        result = run_torch_loop(args, splits)
+    else:
+        result = run_project(args, splits, "torch" if args.runner == "lightning" else "keras")
+    print(json.dumps(result))
+
+
+def machine() -> dict:
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    try:
+        model = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        info["cpu_model"] = model.split(":", 1)[1].strip()
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def summarize(results: dict[str, list[dict]], args) -> dict:
+    runners = {}
+    for name, runs in results.items():
+        timed = [s for run in runs for s in run["epoch_seconds"][1:]]  # drop each process's warm-up epoch
+        median = statistics.median(timed)
+        runners[name] = {
+            "seconds_per_epoch": round(median, 4),
+            "epoch_seconds": [round(s, 4) for s in timed],
+            "train_images_per_second": round(TRAIN_IMAGES / median, 1),
+            "inference_images_per_second": round(statistics.median(r["inference_images_per_second"] for r in runs), 1),
+            "device": runs[0]["device"],
+        }
+    summary = {
+        "batch_size": args.batch_size,
+        "timed_epochs_per_runner": {name: len(r["epoch_seconds"]) for name, r in runners.items()},
+        "train_images_per_epoch": TRAIN_IMAGES,
+        "machine": machine(),
+        "runners": runners,
+    }
+    ratio = lambda a, b: round(runners[a]["seconds_per_epoch"] / runners[b]["seconds_per_epoch"], 3)  # noqa: E731
+    if {"lightning", "keras"} <= set(runners):
+        summary["lightning_over_keras"] = ratio("lightning", "keras")
+    if {"lightning", "torch_loop"} <= set(runners):
+        summary["lightning_over_torch_loop"] = ratio("lightning", "torch_loop")
+    return summary
+
+
+def table(summary: dict) -> str:
+    lines = ["| runner | s / epoch (median) | train images/s | inference images/s | device |", "|---|---|---|---|---|"]
+    for name, r in summary["runners"].items():
+        lines.append(f"| {name} | {r['seconds_per_epoch']:.3f} | {r['train_images_per_second']:,.0f} | {r['inference_images_per_second']:,.0f} | {r['device']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.runner:
+        run_one(args)
+        return 0
+    child_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
+    child_args += ["--compile"] if args.compile else []
+    child_args += ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    results: dict[str, list[dict]] = {name: [] for name in args.runners}
+    for round_ in range(args.rounds):
+        for name in args.runners:
+            print(f"round {round_ + 1}/{args.rounds}: {name} ...", flush=True)
+            done = subprocess.run([sys.executable, __file__, "--runner", name, *child_args], capture_output=True, text=True)
+            if done.returncode != 0:
+                cli.fail(f"runner {name} failed:\n{done.stderr[-2000:]}")
+            results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    summary = summarize(results, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(table(summary))
+    for key in ("lightning_over_keras", "lightning_over_torch_loop"):
+        if key in summary:
+            print(f"{key}: {summary[key]}")
+    print(f"machine: {summary['machine'].get('cpu_model', '?')}, {summary['machine']['cpu_count']} CPUs; wrote {args.out / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

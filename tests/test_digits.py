@@ -1,0 +1,260 @@
+"""parity.digits: any digit image -> MNIST-style 28x28."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from parity import digits
+from parity.digits import NoDigit, center_of_mass, label_components, load_image, to_mnist, to_mnist_batch
+
+MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "I;16", "I", "F"]
+
+
+def seven_mask(height: int, width: int) -> np.ndarray:
+    """A "7" (top bar and a diagonal) filling most of a (height, width) canvas, as floats in [0, 1]."""
+    scale = 4  # draw big, then shrink: antialiased like a real glyph
+    im = Image.new("L", (width * scale, height * scale), 0)
+    w, h = im.size
+    pen = max(1, int(0.12 * min(w, h)))
+    draw = ImageDraw.Draw(im)
+    draw.line([(0.25 * w, 0.2 * h), (0.75 * w, 0.2 * h), (0.45 * w, 0.85 * h)], fill=255, width=pen, joint="curve")
+    return np.asarray(im.resize((width, height), Image.Resampling.BOX), dtype=np.float32) / 255
+
+
+def render(mask: np.ndarray, mode: str, dark_on_light: bool) -> Image.Image:
+    """The digit mask as a PIL image of `mode`; ink and paper colours per polarity."""
+    ink, paper = (np.array([30, 40, 120]), np.array([235, 230, 220])) if dark_on_light else (
+        np.array([250, 240, 200]),
+        np.array([20, 30, 25]),
+    )
+    rgb = paper * (1 - mask[..., None]) + ink * mask[..., None]
+    rgb8 = np.round(rgb).astype(np.uint8)
+    gray = rgb8 @ np.array([0.299, 0.587, 0.114])
+    if mode == "1":
+        return Image.fromarray(gray > 128)
+    if mode == "L":
+        return Image.fromarray(np.round(gray).astype(np.uint8), "L")
+    if mode in ("LA", "RGBA"):
+        # The worst case for naive compositing: every pixel has the ink's colour, only alpha draws the
+        # digit, so the transparent background must be made the opposite tone of the ink.
+        alpha = np.round(mask * 255).astype(np.uint8)
+        colour = np.broadcast_to(ink, mask.shape + (3,)).astype(np.uint8)
+        if mode == "LA":
+            return Image.fromarray(np.dstack([np.round(colour @ np.array([0.299, 0.587, 0.114])).astype(np.uint8), alpha]), "LA")
+        return Image.fromarray(np.dstack([colour, alpha]), "RGBA")
+    if mode == "P":
+        return Image.fromarray(rgb8, "RGB").quantize(colors=16)
+    if mode == "P-transparent":
+        # Palette index 0 is transparent and fills the background; its RGB is the ink colour.
+        index = np.where(mask > 0.5, 1, 0).astype(np.uint8)
+        im = Image.fromarray(index, "P")
+        im.putpalette(list(ink) + list(ink) + [0] * 762)
+        im.info["transparency"] = 0
+        return im
+    if mode == "I;16":
+        return Image.fromarray((np.round(gray) * 257).astype(np.uint16))  # uint16 -> mode I;16
+    if mode == "I":
+        return Image.fromarray((np.round(gray) * 1000).astype(np.int32), "I")
+    if mode == "F":
+        return Image.fromarray((gray / 255).astype(np.float32), "F")
+    return Image.fromarray(rgb8, "RGB")
+
+
+def assert_mnist_like(out: np.ndarray) -> None:
+    assert out.dtype == np.uint8 and out.shape == (28, 28)
+    assert out.max() >= 200, "strokes should saturate like MNIST's"
+    # Background exactly 0. (The outer rows may hold ink: centring the mass of a top-heavy "7" at
+    # (14, 14) pushes its foot down, as in MNIST.)
+    corners = np.concatenate([out[:3, :3].ravel(), out[:3, -3:].ravel(), out[-3:, :3].ravel(), out[-3:, -3:].ravel()])
+    assert (corners == 0).all() and (out == 0).mean() > 0.5, "background must be exactly 0"
+    cy, cx = center_of_mass(out)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1, (cy, cx)
+    rows = np.flatnonzero(out.any(axis=1))
+    cols = np.flatnonzero(out.any(axis=0))
+    assert rows[-1] - rows[0] + 1 <= 20 and cols[-1] - cols[0] + 1 <= 20
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-light", "light-on-dark"])
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_and_polarity(mode: str, dark_on_light: bool) -> None:
+    image = render(seven_mask(40, 30), mode, dark_on_light)
+    expect = image.mode if mode != "P-transparent" else "P"
+    assert image.mode == expect
+    reference = to_mnist(render(seven_mask(40, 30), "L", True))
+    out = to_mnist(image)
+    assert_mnist_like(out)
+    # Same drawing whatever the mode: the normalised images agree closely ("1" loses antialiasing).
+    assert np.abs(out.astype(int) - reference).mean() < (25 if mode in ("1", "P-transparent") else 8)
+
+
+@pytest.mark.parametrize("size", [(5, 3), (28, 28), (60, 160), (2000, 2000)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-light", "light-on-dark"])
+def test_sizes(size: tuple[int, int], dark_on_light: bool) -> None:
+    h, w = size
+    if size == (5, 3):
+        mask = np.array([[1, 1, 1], [0, 0, 1], [0, 1, 0], [0, 1, 0], [0, 1, 0]], dtype=np.float32)
+    elif size == (60, 160):  # a wide strip with the digit somewhere off-centre
+        mask = np.zeros((h, w), dtype=np.float32)
+        mask[8:52, 100:130] = seven_mask(44, 30)
+    else:
+        mask = seven_mask(h, w)
+    assert_mnist_like(to_mnist(render(mask, "RGB", dark_on_light)))
+
+
+def test_inverted_seven_normalises_the_same() -> None:
+    mask = seven_mask(48, 36)
+    dark = to_mnist(render(mask, "L", True)).astype(int)
+    light = to_mnist(Image.fromarray(255 - np.asarray(render(mask, "L", True)), "L")).astype(int)
+    assert np.abs(dark - light).mean() < 2
+
+
+def test_arrays_of_any_dtype() -> None:
+    mask = seven_mask(40, 30)
+    reference = to_mnist((mask * 255).astype(np.uint8))
+    variants = [
+        mask,  # float in [0, 1]
+        mask.astype(np.float64) * 255,  # float in [0, 255]
+        (mask * 65535).astype(np.uint16),
+        (mask * 1000 - 500).astype(np.int32),  # signed, arbitrary range
+        mask > 0.5,
+        np.dstack([mask] * 3),
+        np.dstack([mask] * 3 + [np.ones_like(mask)]),
+        mask[..., None],
+    ]
+    for variant in variants:
+        assert np.abs(to_mnist(variant).astype(int) - reference).mean() < 25, variant.dtype
+
+
+@pytest.mark.parametrize(
+    "image, reason",
+    [
+        (np.zeros((1, 1), np.uint8), "too small"),
+        (np.full((40, 30), 200, np.uint8), "blank"),
+        (np.full((40, 30, 4), 255, np.uint8), "blank"),
+        (np.zeros((0, 5), np.uint8), "empty"),
+        (np.zeros((4, 4, 7), np.uint8), "shape"),
+        (np.array([[np.nan, 1.0], [0.0, 1.0]]), "NaN"),
+        (np.random.default_rng(0).integers(0, 256, (60, 60), dtype=np.uint8), "noise"),
+        (np.where(np.random.default_rng(1).random((60, 60)) < 0.03, 0, 255).astype(np.uint8), "noise"),
+    ],
+    ids=["1x1", "uniform", "transparent", "empty", "bad-shape", "nan", "uniform-noise", "salt"],
+)
+def test_degenerate_inputs_raise_nodigit(image: np.ndarray, reason: str) -> None:
+    with pytest.raises(NoDigit, match=reason):
+        to_mnist(image)
+
+
+def test_unreadable_files(tmp_path) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(NoDigit, match="cannot read image"):
+        load_image(bad)
+    with pytest.raises(NoDigit, match="cannot read image"):
+        to_mnist(tmp_path / "missing.png")
+    with pytest.raises(NoDigit, match="cannot read image"):
+        to_mnist(tmp_path)  # a directory
+    good = tmp_path / "seven.png"
+    render(seven_mask(40, 30), "RGBA", True).save(good)
+    assert_mnist_like(to_mnist(str(good)))
+
+
+def test_random_inputs_never_raise_anything_but_nodigit() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        kind = rng.integers(4)
+        if kind == 0:
+            image = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        elif kind == 1:
+            image = (rng.random((h, w, int(rng.choice([2, 3, 4])))) * rng.choice([1, 255, 1e6])).astype(rng.choice([np.float32, np.float64]))
+        elif kind == 2:  # sparse blobs
+            image = np.zeros((h, w), np.uint8)
+            for _ in range(int(rng.integers(1, 5))):
+                y, x = int(rng.integers(h)), int(rng.integers(w))
+                image[y : y + int(rng.integers(1, 12)), x : x + int(rng.integers(1, 12))] = 255
+        else:
+            image = np.full((h, w), int(rng.integers(256)), np.uint8)
+            image[rng.random((h, w)) < 0.5] = int(rng.integers(256))
+        try:
+            out = to_mnist(image)
+        except NoDigit:
+            continue
+        assert out.dtype == np.uint8 and out.shape == (28, 28)
+
+
+def test_batch() -> None:
+    images = [render(seven_mask(40, 30), "RGB", True), np.asarray(render(seven_mask(30, 50), "L", False))]
+    out = to_mnist_batch(images)
+    assert out.shape == (2, 28, 28) and out.dtype == np.uint8
+    assert to_mnist_batch([]).shape == (0, 28, 28)
+    with pytest.raises(NoDigit, match="image 1"):
+        to_mnist_batch([images[0], np.zeros((10, 10), np.uint8)])
+
+
+def test_noise_lines_and_dots_are_removed() -> None:
+    """A captcha-like crop: a pale digit crossed by a darker thin line and dotted with dark specks."""
+    mask = seven_mask(50, 36)
+    clean = to_mnist(render(mask, "L", True)).astype(int)
+    gray = 240 - 90 * mask  # a faint digit: noise darker than the ink, as captcha draws it
+    im = Image.fromarray(np.round(gray).astype(np.uint8), "L")
+    draw = ImageDraw.Draw(im)
+    draw.line([(0, 30), (35, 26)], fill=40, width=1)
+    for x, y in [(3, 5), (30, 44), (5, 40), (32, 3)]:
+        draw.line([(x, y), (x - 1, y - 1)], fill=40, width=3)
+    noisy = to_mnist(im).astype(int)
+    assert_mnist_like(noisy.astype(np.uint8))
+    assert np.abs(noisy - clean).mean() < 12
+
+
+def test_label_components_matches_flood_fill() -> None:
+    rng = np.random.default_rng(3)
+    for density in (0.2, 0.45, 0.6):
+        mask = rng.random((30, 40)) < density
+        labels, sizes = label_components(mask)
+        # Reference: breadth-first flood fill, 8-connected.
+        seen = np.zeros_like(mask)
+        reference = []
+        for start in zip(*np.nonzero(mask)):
+            if seen[start]:
+                continue
+            seen[start] = True
+            queue, members = deque([start]), []
+            while queue:
+                y, x = queue.popleft()
+                members.append((y, x))
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        ny, nx = y + dy, x + dx
+                        if 0 <= ny < 30 and 0 <= nx < 40 and mask[ny, nx] and not seen[ny, nx]:
+                            seen[ny, nx] = True
+                            queue.append((ny, nx))
+            reference.append(members)
+            assert len({int(labels[p]) for p in members}) == 1
+        assert len(sizes) == len(reference)
+        assert sorted(sizes.tolist()) == sorted(len(m) for m in reference)
+        assert (labels[~mask] == -1).all()
+
+
+def test_speed() -> None:
+    """A 60x40 crop normalises in a few milliseconds (loose bound: shared CI machines are noisy)."""
+    image = np.asarray(render(seven_mask(60, 40), "RGB", True))
+    to_mnist(image)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        to_mnist(image)
+        times.append(time.perf_counter() - start)
+    assert np.median(times) < 0.02
+    start = time.perf_counter()
+    to_mnist(render(seven_mask(2000, 2000), "L", True))
+    assert time.perf_counter() - start < 2.0
+
+
+def test_exports() -> None:
+    assert set(digits.__all__) >= {"NoDigit", "load_image", "to_mnist", "to_mnist_batch"}
+    assert issubclass(NoDigit, ValueError)

@@ -1,7 +1,8 @@
 """MNIST for Keras `fit`, in the batch order the Lightning run uses (parity.data.epoch_order).
 
 With the TensorFlow backend: a tf.data pipeline that gathers each batch from resident tensors and
-prefetches. With other backends (JAX on a GPU machine without TensorFlow): a `keras.utils.PyDataset`.
+prefetches. With other backends (JAX on a GPU machine without TensorFlow), and for augmented
+recipes (fresh images every epoch, from parity.data.epoch_images): a `keras.utils.PyDataset`.
 """
 
 from __future__ import annotations
@@ -9,17 +10,20 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from parity.data import epoch_order, num_batches
+from parity.config import TrainConfig
+from parity.data import Splits, epoch_images, epoch_order, num_batches
 from parity.preprocess import channels_last
 
 
 class OrderedBatches(keras.utils.PyDataset):
     """Backend-neutral: batch i of the current epoch, in the shared order."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, images_for_epoch=None):
         super().__init__()
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.epoch, self.order = 0, epoch_order(seed, 0, len(y))
+        self.images_for_epoch = images_for_epoch  # epoch -> that epoch's (augmented) images, NHWC
+        self.epoch = -1
+        self.on_epoch_end()
 
     def __len__(self) -> int:
         return num_batches(len(self.y), self.batch_size)
@@ -31,16 +35,20 @@ class OrderedBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self.order = epoch_order(self.seed, self.epoch, len(self.y))
+        if self.images_for_epoch is not None:
+            self.x = self.images_for_epoch(self.epoch)
 
 
-def train_data(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int):
-    """(N, 32, 32) float images and int labels -> something `model.fit` iterates, one epoch per pass."""
-    x = channels_last(x)
+def train_data(splits: Splits, config: TrainConfig):
+    """Something `model.fit` iterates, one epoch per pass, in the shared order (and augmentation)."""
+    x, y, batch_size, seed = channels_last(splits.train_x), splits.train_y, config.batch_size, config.seed
+    if config.augment:
+        return OrderedBatches(x, y, batch_size, seed, lambda epoch: channels_last(epoch_images(splits, config, epoch)))
     if keras.backend.backend() != "tensorflow":
         return OrderedBatches(x, y, batch_size, seed)
     import tensorflow as tf
 
-    orders = np.stack([epoch_order(seed, epoch, len(y)) for epoch in range(epochs)])
+    orders = np.stack([epoch_order(seed, epoch, len(y)) for epoch in range(config.epochs)])
     images, labels = tf.constant(x), tf.constant(y)
     return (
         tf.data.Dataset.from_tensor_slices(orders)

@@ -104,7 +104,7 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
     validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
     start = time.perf_counter()
     model.fit(
-        train_data(splits.train_x, splits.train_y, config.batch_size, config.seed, config.epochs),
+        train_data(splits, config),
         epochs=config.epochs,
         steps_per_epoch=num_batches(len(splits.train_y), config.batch_size),
         validation_data=validation,

@@ -43,6 +43,8 @@ __all__ = [
     "segment_boxes",
     "segment_code",
     "read_code",
+    "segmented_crops",
+    "training_digits",
     "unseen_style_digits",
 ]
 
@@ -353,6 +355,50 @@ def read_code(
     `classify` takes uint8 (k, 28, 28) crops and returns k digits. Raises NoDigit if unreadable."""
     crops = digits.to_mnist_batch(segment_code(image, n_digits))
     return "".join(str(int(d)) for d in np.asarray(classify(crops)).reshape(-1))
+
+
+def segmented_crops(codeset: CodeSet) -> tuple[np.ndarray, np.ndarray]:
+    """Crops as `read_code` makes them (segmentation, not ground truth), labelled by position; a piece
+    whose centre misses the true box of its position is left out, so no label is wrong."""
+    crops, labels = [], []
+    for image, code, true_boxes in zip(codeset.images, codeset.codes, codeset.boxes):
+        try:
+            found = segment_boxes(image, len(code))
+        except digits.NoDigit:
+            continue
+        gray = digits.load_image(image)
+        for j, (box, true) in enumerate(zip(found, true_boxes)):
+            centre = (box[0] + box[2]) / 2
+            if not true[0] <= centre <= true[2]:
+                continue
+            try:
+                crops.append(digits.to_mnist(np.round(_box_crop(gray, box) * 255).astype(np.uint8)))
+            except digits.NoDigit:
+                continue
+            labels.append(int(code[j]))
+    return np.stack(crops), np.array(labels, dtype=np.int64)
+
+
+def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-style digits from n_codes training codes, for mixing into MNIST: each digit twice, as cut
+    by its true box and as cut by `segment_boxes` (what reading a code will see). Cached as .npz."""
+    path = Path(cache_dir) / f"train-digits-{_cache_name(n_codes, seed, 160, 60, None, 4)}"
+    if path.exists():
+        with np.load(path) as data:
+            return data["images"], data["labels"]
+    codeset = load_or_generate(n_codes, seed, cache_dir=cache_dir)
+    true_crops, true_labels = digit_crops(codeset)
+    cut_crops, cut_labels = segmented_crops(codeset)
+    images, labels = np.concatenate([true_crops, cut_crops]), np.concatenate([true_labels, cut_labels])
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, images=images, labels=labels)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return images, labels
 
 
 # ------------------------------------------------------------------------- digits in unseen styles

@@ -26,7 +26,8 @@ class TrainConfig:
     val_split: int = 5_000  # images held out of the 60,000 for validation; 0 trains on all, as the seed did
     limit_train: int | None = None  # first N training images, for quick runs
     # What the "best" recipe turns on (see RECIPES).
-    augment: bool = False
+    augment: bool = False  # fresh random affine / stroke-width changes every epoch (parity.augment)
+    code_digits: int = 0  # training verification codes whose digits are mixed into MNIST (parity.codes)
     lr_schedule: str = "constant"  # "constant" or "cosine"
     # Where and how.
     precision: str = "float32"
@@ -47,7 +48,7 @@ class TrainConfig:
 # Each recipe is a set of overrides of the seed defaults above.
 RECIPES: dict[str, dict] = {
     "seed": {},
-    "best": {"epochs": 30, "augment": True, "lr_schedule": "cosine", "val_split": 0},
+    "best": {"epochs": 30, "augment": True, "lr_schedule": "cosine", "code_digits": 10_000, "val_split": 0},
 }
 
 

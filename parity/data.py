@@ -21,6 +21,7 @@ class Splits:
     val_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    train_raw: np.ndarray | None = None  # uint8 28x28 originals of train_x, for per-epoch augmentation
 
 
 def make_splits(config: TrainConfig) -> Splits:
@@ -34,14 +35,31 @@ def make_splits(config: TrainConfig) -> Splits:
         n_train = min(n_train, config.limit_train)
     labels = mnist.train_labels.astype(np.int64)
     val_start = len(labels) - config.val_split
+    train_raw, train_y = mnist.train_images[:n_train], labels[:n_train]
+    if config.code_digits:  # digits cut from generated verification codes, mixed in (the "best" recipe)
+        from parity.codes import training_digits
+
+        code_images, code_labels = training_digits(config.code_digits)
+        train_raw, train_y = np.concatenate([train_raw, code_images]), np.concatenate([train_y, code_labels])
     return Splits(
-        train_x=to_model_input(mnist.train_images[:n_train]),
-        train_y=labels[:n_train],
+        train_x=to_model_input(train_raw),
+        train_y=train_y,
+        train_raw=train_raw if config.augment else None,
         val_x=to_model_input(mnist.train_images[val_start:]),
         val_y=labels[val_start:],
         test_x=to_model_input(mnist.test_images),
         test_y=mnist.test_labels.astype(np.int64),
     )
+
+
+def epoch_images(splits: Splits, config: TrainConfig, epoch: int) -> np.ndarray:
+    """The training images of one epoch (index order, before shuffling): fresh augmentations when the
+    recipe augments, the same preprocessed images otherwise. Both frameworks call this."""
+    if not config.augment:
+        return splits.train_x
+    from parity.augment import augmented_epoch
+
+    return augmented_epoch(splits.train_raw, config.seed, epoch)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:

@@ -152,3 +152,28 @@ def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], ma
     lines += ["", "![learning curves](learning_curves.png)", "", "![confusion matrices](confusion.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
     return out / "report.md"
+
+
+def plot_digit_grid(images, labels, predictions: dict[str, np.ndarray], path: Path, title: str = "", columns: int = 8) -> Path:
+    """Input images in a grid, each titled with every framework's reading (green right, red wrong)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        image = np.asarray(images[i])
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        readings = [f"{name[0].upper()}:{int(p[i])}" for name, p in predictions.items()]
+        right = all(int(p[i]) == labels[i] for p in predictions.values())
+        ax.set_title(" ".join(readings), fontsize=9, color="tab:green" if right else "tab:red")
+    fig.suptitle(title + "  (T: Lightning, K: Keras)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

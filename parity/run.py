@@ -53,3 +53,18 @@ def run_metrics(
         versions={"python": platform.python_version(), **versions},
         step_losses=step_losses,
     )
+
+
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+
+
+def train_in_subprocess(framework: str, out: Path, flags: list[str]) -> RunMetrics:
+    """`scripts/train.py --framework F --out OUT FLAGS...` in its own process (TensorFlow and torch
+    never share one), its output shown as it comes; returns the run's metrics.json."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(TRAIN_SCRIPT), "--framework", framework, "--out", str(out), *flags]
+    if subprocess.run(command).returncode != 0:
+        raise RuntimeError(f"training {framework} failed: {' '.join(command)}")
+    return RunMetrics.read(Path(out) / "metrics.json")

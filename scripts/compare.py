@@ -10,7 +10,6 @@ test images. Writes into --out: parity.json, report.md, learning_curves.png, con
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import numpy as np
 from parity import cli
 from parity.config import FRAMEWORKS, RECIPES
 from parity.metrics import RunMetrics, side_by_side
-
-TRAIN = Path(__file__).with_name("train.py")
+from parity.run import train_in_subprocess
 MODEL_FILE = {"torch": "model.ckpt", "keras": "model.keras"}
 
 
@@ -53,10 +51,10 @@ def train_all(args) -> dict[str, list[RunMetrics]]:
         for name in args.frameworks:  # alternate, so machine noise hits both alike
             out = args.out / "runs" / f"{name}-seed{seed}"
             print(f"== {name}, seed {seed} -> {out}", flush=True)
-            command = [sys.executable, str(TRAIN), "--framework", name, "--seed", str(seed), "--out", str(out)]
-            if subprocess.run(command + train_flags(args)).returncode != 0:
-                cli.fail(f"training {name} (seed {seed}) failed; see its output above")
-            runs[name].append(RunMetrics.read(out / "metrics.json"))
+            try:
+                runs[name].append(train_in_subprocess(name, out, ["--seed", str(seed), *train_flags(args)]))
+            except RuntimeError as error:
+                cli.fail(f"{error}; see its output above")
     return runs
 
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Same start, same path: do the two frameworks train identically, step by step?
+
+    python scripts/train_parity.py --out runs/train_parity            # one full epoch (55,000 images)
+    python scripts/train_parity.py --limit-train 4000 --out /tmp/tp   # quick
+
+Both frameworks start from the same initial weights (parity.init) and take the same batches in the
+same order (parity.data.epoch_order). Runs, each `scripts/train.py --record-steps` in its own process:
+  float64 with SGD and with Adam (Keras's rule in both): per-step losses must agree to <= 1e-10 relative;
+  float32 with Adam: rounding differs, and the gap grows chaotically; its curve is reported.
+Writes training_parity.json and divergence.png into --out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from parity import cli
+from parity.run import train_in_subprocess
+
+TOLERANCE = 1e-10
+CASES = (("float64", "sgd", 0.05), ("float64", "adam", 1e-3), ("float32", "adam", 1e-3))
+
+
+def parse_args(argv=None):
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=cli.positive_int, default=1)
+    parser.add_argument("--limit-train", type=cli.positive_int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("runs/train_parity"))
+    return parser.parse_args(argv)
+
+
+def relative_gaps(torch_losses: list[float], keras_losses: list[float]) -> np.ndarray:
+    a, b = np.asarray(torch_losses), np.asarray(keras_losses)
+    if a.shape != b.shape:
+        raise ValueError(f"step counts differ: torch {a.shape}, keras {b.shape}")
+    return np.abs(a - b) / np.abs(b)
+
+
+def plot(curves: dict[str, np.ndarray], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, gaps in curves.items():
+        ax.plot(np.arange(1, len(gaps) + 1), np.maximum(gaps, 1e-17), label=label, lw=1)
+    ax.axhline(TOLERANCE, color="gray", ls="--", lw=1, label="1e-10")
+    ax.set(yscale="log", xlabel="training step", ylabel="|loss torch − loss keras| / loss keras",
+           title="Per-step loss, Lightning vs Keras, identical start and batches")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    flags = ["--epochs", str(args.epochs), "--seed", str(args.seed), "--record-steps", "--no-progress"]
+    flags += ["--limit-train", str(args.limit_train)] if args.limit_train else []
+    flags += ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    results, curves = {}, {}
+    for precision, optimizer, lr in CASES:
+        case = f"{precision}-{optimizer}"
+        runs = {}
+        for framework in ("torch", "keras"):
+            print(f"== {case}: {framework}", flush=True)
+            case_flags = [*flags, "--precision", precision, "--optimizer", optimizer, "--lr", str(lr)]
+            try:
+                runs[framework] = train_in_subprocess(framework, args.out / "runs" / f"{case}-{framework}", case_flags)
+            except RuntimeError as error:
+                cli.fail(str(error))
+        gaps = relative_gaps(runs["torch"].step_losses, runs["keras"].step_losses)
+        curves[case] = gaps
+        results[case] = {
+            "steps": len(gaps),
+            "lr": lr,
+            "max_relative_gap": float(gaps.max()),
+            "gap_at_step": {str(s): float(gaps[s - 1]) for s in (1, 10, 50, 100, len(gaps)) if s <= len(gaps)},
+            "test_accuracy": {name: run.test_accuracy for name, run in runs.items()},
+            "within_tolerance": bool(gaps.max() <= TOLERANCE) if precision == "float64" else None,
+        }
+    summary = {"tolerance": TOLERANCE, "epochs": args.epochs, "seed": args.seed, "cases": results}
+    (args.out / "training_parity.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(curves, args.out / "divergence.png")
+    print()
+    for case, r in results.items():
+        verdict = "" if r["within_tolerance"] is None else ("  OK" if r["within_tolerance"] else "  ABOVE 1e-10")
+        print(f"{case:14s} {r['steps']} steps, max relative gap {r['max_relative_gap']:.2e}{verdict}")
+    print(f"wrote {args.out / 'training_parity.json'} and {args.out / 'divergence.png'}")
+    failed = [case for case, r in results.items() if r["within_tolerance"] is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""The parity suite's core: the same weights give the same model in torch and in Keras.
+
+Modelled on Hugging Face's PT<->TF equivalence tests: weights are made in one framework (random and
+trained), carried to the other by parity.convert, and both run on all 10,000 MNIST test images; softmax
+outputs must agree to 1e-5 and every argmax must match. layer_diffs names the first layer that drifts,
+and negative controls (no flatten permutation, kh/kw-swapped conv kernels) prove a layout mistake fails.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import torch
+
+import parity.convert as convert
+from lenet_keras.model import build_lenet5, get_weights, set_weights
+from lenet_keras.model import predict_probabilities as keras_predict
+from lenet_torch.checkpoint import model_from_weights, save_checkpoint
+from lenet_torch.model import LeNet5
+from lenet_torch.model import predict_probabilities as torch_predict
+from lenet_torch.module import LitLeNet5
+from parity.convert import keras_to_torch, torch_to_keras
+from parity.equivalence import compare_outputs, layer_diffs
+from parity.init import initial_weights, kernel_shapes
+from parity.spec import LENET5, NUM_PARAMS
+from parity.weight_files import WeightFileError, read_weights, write_weights
+
+TOLERANCE = 1e-5  # max |softmax difference| (and per-layer activation difference) allowed between frameworks
+LAYER_DIFF_IMAGES = 2_000  # layer_diffs keeps every activation of both frameworks in memory
+ORIGINS = ["keras-random", "torch-random", "keras-trained", "torch-trained"]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def torch_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+
+
+def keras_model(weights) -> keras.Model:
+    return set_weights(build_lenet5(), weights)
+
+
+def assert_weights_equal(actual, expected) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name in expected:
+        for part in ("kernel", "bias"):
+            a, e = actual[name][part], expected[name][part]
+            assert a.dtype == e.dtype == np.float32, (name, part, a.dtype)
+            np.testing.assert_array_equal(a, e, err_msg=f"{name}.{part}")
+
+
+def top2_margin(p: np.ndarray) -> np.ndarray:
+    top = np.sort(p, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def assert_same_outputs(a: np.ndarray, b: np.ndarray) -> None:
+    """max |diff| <= TOLERANCE and the same argmax on every image. The one exception allowed is an exact tie
+    at float32 precision: if the two best classes of an image are within 2 * TOLERANCE of each other, no
+    conversion, however right, can promise which one wins (the seed and random cases have none)."""
+    diff = compare_outputs(a, b)
+    assert diff.images == 10_000
+    assert diff.max_abs_diff <= TOLERANCE, diff
+    disagree = a.argmax(1) != b.argmax(1)
+    ties = np.minimum(top2_margin(a), top2_margin(b)) <= 2 * TOLERANCE
+    assert diff.argmax_agreement == 1.0 or not (disagree & ~ties).any(), (diff, np.flatnonzero(disagree & ~ties))
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probabilities.argmax(1) == labels))
+
+
+# ----------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def images(mnist_test) -> np.ndarray:
+    return mnist_test[0]
+
+
+@pytest.fixture(scope="module")
+def torch_trained_model() -> LeNet5:
+    """A LeNet5 briefly trained in torch (two epochs on 10,000 images): trained weights born in torch."""
+    from parity.mnist import load_mnist
+    from parity.preprocess import to_model_input
+
+    mnist = load_mnist()
+    x = torch.from_numpy(to_model_input(mnist.train_images[:10_000]))[:, None]
+    y = torch.from_numpy(mnist.train_labels[:10_000].astype(np.int64))
+    torch.manual_seed(0)
+    model = LeNet5()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(2):
+        for start in range(0, len(x), 100):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[start : start + 100]), y[start : start + 100]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+_CASES: dict[str, tuple] = {}
+
+
+def origin_case(origin: str, request) -> tuple:
+    """(weights in Keras layout, the torch model, the Keras model) for one origin, built once per session.
+    Torch-born weights are run by the torch model they were made in, Keras-born ones by the Keras model
+    they were set into; the other side gets them through parity.convert. Only the trained-Keras case needs
+    the seed file (and skips without it)."""
+    if origin not in _CASES:
+        if origin.startswith("keras"):
+            weights = initial_weights(0) if origin == "keras-random" else request.getfixturevalue("trained_weights")
+            _CASES[origin] = (weights, model_from_weights(weights), keras_model(weights))
+        else:
+            if origin == "torch-random":
+                torch.manual_seed(0)
+                model = LeNet5().eval()  # torch's own default initialisation (kaiming-uniform), not ours
+            else:
+                model = request.getfixturevalue("torch_trained_model")
+            weights = torch_to_keras(torch_state(model))
+            _CASES[origin] = (weights, model, keras_model(weights))
+    return _CASES[origin]
+
+
+@pytest.fixture(params=ORIGINS)
+def case(request) -> tuple:
+    return origin_case(request.param, request)
+
+
+@pytest.fixture(scope="module")
+def seed_outputs(trained_weights, images) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax outputs of the seed's weights in (torch, Keras): the reference for the file round trips."""
+    return torch_predict(model_from_weights(trained_weights), images), keras_predict(keras_model(trained_weights), images)
+
+
+# ------------------------------------------------------------------------------------ pure conversion
+
+
+@pytest.mark.parametrize("source", ["random-0", "random-1", "seed"])
+def test_round_trip_keras_torch_keras_is_exact(source, request):
+    weights = request.getfixturevalue("trained_weights") if source == "seed" else initial_weights(int(source[-1]))
+    state = keras_to_torch(weights)
+    reference = LeNet5().state_dict()
+    assert set(state) == set(reference)
+    assert all(tuple(state[key].shape) == tuple(value.shape) for key, value in reference.items())
+    assert_weights_equal(torch_to_keras(state), weights)
+
+
+def test_round_trip_torch_keras_torch_is_exact():
+    torch.manual_seed(1)
+    state = torch_state(LeNet5())
+    weights = torch_to_keras(state)
+    assert {name: weights[name]["kernel"].shape for name in weights} == kernel_shapes()
+    back = keras_to_torch(weights)
+    assert set(back) == set(state)
+    for key in state:
+        np.testing.assert_array_equal(back[key], state[key], err_msg=key)
+
+
+def test_flatten_permutation_semantics():
+    """The dense-after-flatten rows really map Keras's (H, W, C) flatten order onto torch's (C, H, W)."""
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(5 * 5 * 16, 120)).astype(np.float32)
+    weights = {name: dict(w) for name, w in initial_weights(0).items()}
+    weights["dense"]["kernel"] = kernel
+    torch_weight = keras_to_torch(weights)["layers.dense.weight"]  # (120, 400), columns in (C, H, W)
+    feature_map = rng.normal(size=(5, 5, 16)).astype(np.float32)  # one image's pooled map, (H, W, C)
+    keras_dense = feature_map.reshape(-1) @ kernel  # Keras: flatten channels-last
+    torch_dense = torch_weight @ feature_map.transpose(2, 0, 1).reshape(-1)  # torch: flatten NCHW
+    np.testing.assert_allclose(torch_dense, keras_dense, rtol=1e-5, atol=1e-4)
+    assert not np.array_equal(torch_weight, kernel.T)  # the permutation is not the identity
+
+
+# ------------------------------------------------------------------------ outputs on all 10,000 images
+
+
+def test_softmax_outputs_agree(case, images):
+    """Both directions: Keras-born weights run in torch, torch-born weights run in Keras; random and trained."""
+    _, torch_model, keras_net = case
+    assert_same_outputs(torch_predict(torch_model, images), keras_predict(keras_net, images))
+
+
+def test_trained_models_are_really_trained(request, mnist_test):
+    """The 'trained' cases must carry real signal, else agreeing outputs would prove little."""
+    images, labels = mnist_test
+    assert accuracy(torch_predict(origin_case("torch-trained", request)[1], images), labels) > 0.85
+    assert accuracy(torch_predict(origin_case("keras-trained", request)[1], images), labels) > 0.98
+
+
+def test_keras_side_holds_the_converted_weights(case):
+    weights, torch_model, keras_net = case
+    assert_weights_equal(get_weights(keras_net), weights)
+    assert keras_net.count_params() == sum(p.numel() for p in torch_model.parameters()) == NUM_PARAMS
+
+
+def test_every_layer_agrees(case, images):
+    """Per-layer activations (conv and pool maps compared in NCHW); a failure names the layer."""
+    weights = case[0]
+    diffs = layer_diffs(weights, images[:LAYER_DIFF_IMAGES])
+    assert list(diffs) == [layer.name for layer in LENET5.layers]
+    bad = {name: diff for name, diff in diffs.items() if not diff <= TOLERANCE}
+    assert not bad, f"layers differing by more than {TOLERANCE}: {bad}"
+
+
+# --------------------------------------------------------------------------------- negative controls
+
+
+def correct_cases(request, *origins_wanted: str) -> list[tuple]:
+    """Cases built with the real conversion: negative-control tests fetch them *before* breaking it."""
+    return [origin_case(origin, request) for origin in origins_wanted]
+
+
+def test_missing_flatten_permutation_is_caught(monkeypatch, request, trained_weights, mnist_test):
+    images, labels = mnist_test
+    keras_trained, keras_random, torch_random = correct_cases(request, "keras-trained", "keras-random", "torch-random")
+    monkeypatch.setattr(convert, "_flattened_input", lambda spec: {})  # convert dense like any other dense
+    diffs = layer_diffs(trained_weights, images[:1000])
+    assert all(diffs[name] <= TOLERANCE for name in ("conv2d", "average_pooling2d", "conv2d_1", "average_pooling2d_1"))
+    assert diffs["dense"] > 1.0, diffs  # the first layer that differs is the one after the flatten
+    wrong = torch_predict(model_from_weights(trained_weights), images)
+    assert accuracy(wrong, labels) < 0.5
+    assert compare_outputs(wrong, keras_predict(keras_trained[2], images)).max_abs_diff > 0.5
+    # Random weights catch it too, in both directions, far above the tolerance.
+    assert compare_outputs(torch_predict(model_from_weights(keras_random[0]), images[:2000]),
+                           keras_predict(keras_random[2], images[:2000])).max_abs_diff > 100 * TOLERANCE
+    model = torch_random[1]
+    wrong_keras = keras_predict(keras_model(torch_to_keras(torch_state(model))), images[:2000])
+    assert compare_outputs(torch_predict(model, images[:2000]), wrong_keras).max_abs_diff > 100 * TOLERANCE
+
+
+def test_transposed_conv_kernel_is_caught(monkeypatch, request, trained_weights, mnist_test):
+    images, labels = mnist_test
+    keras_trained, keras_random = correct_cases(request, "keras-trained", "keras-random")
+    monkeypatch.setattr(convert, "CONV_KERAS_TO_TORCH", (3, 2, 1, 0))  # HWIO -> OIWH: kh and kw swapped
+    diffs = layer_diffs(trained_weights, images[:1000])
+    assert diffs["conv2d"] > 0.1, diffs  # named at the very first layer
+    wrong = torch_predict(model_from_weights(trained_weights), images)
+    assert compare_outputs(wrong, keras_predict(keras_trained[2], images)).max_abs_diff > 0.5
+    assert accuracy(wrong, labels) < 0.5
+    assert compare_outputs(torch_predict(model_from_weights(keras_random[0]), images[:2000]),
+                           keras_predict(keras_random[2], images[:2000])).max_abs_diff > 100 * TOLERANCE
+
+
+def test_transposed_conv_kernel_torch_to_keras_is_caught(monkeypatch, request, images):
+    cases = correct_cases(request, "torch-random", "torch-trained")
+    monkeypatch.setattr(convert, "CONV_TORCH_TO_KERAS", (3, 2, 1, 0))  # OIHW -> WHIO
+    for _, model, _ in cases:
+        wrong_keras = keras_predict(keras_model(torch_to_keras(torch_state(model))), images[:2000])
+        assert compare_outputs(torch_predict(model, images[:2000]), wrong_keras).max_abs_diff > 100 * TOLERANCE
+
+
+# -------------------------------------------------------------------------------------- through files
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".keras", ".h5"])
+def test_write_read_round_trip(suffix, tmp_path, trained_weights):
+    path = write_weights(trained_weights, tmp_path / f"model{suffix}")
+    assert path.is_file()
+    assert_weights_equal(read_weights(path), trained_weights)
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".keras", ".h5"])
+def test_files_load_natively_and_agree(suffix, tmp_path, trained_weights, images, seed_outputs):
+    """Each written file opened by its own framework's loader gives the original model's outputs."""
+    path = write_weights(trained_weights, tmp_path / f"model{suffix}")
+    torch_ref, keras_ref = seed_outputs
+    if suffix == ".ckpt":
+        module = LitLeNet5.load_from_checkpoint(path, map_location="cpu")
+        assert isinstance(module, LitLeNet5)
+        out = torch_predict(module.model, images)
+        reference = keras_ref  # the other framework: the real parity claim
+    elif suffix == ".pt":
+        model = LeNet5()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        out, reference = torch_predict(model, images), keras_ref
+    else:
+        loaded = keras.saving.load_model(path, compile=False)
+        assert loaded.count_params() == NUM_PARAMS
+        out, reference = keras_predict(loaded, images), torch_ref
+    assert_same_outputs(out, reference)
+
+
+def test_seed_through_ckpt_runs_in_keras(tmp_path, trained_weights, images):
+    """Torch-born file (a Lightning .ckpt written by write_weights) -> its state_dict -> Keras."""
+    path = write_weights(trained_weights, tmp_path / "seed.ckpt")
+    model = LitLeNet5.load_from_checkpoint(path, map_location="cpu").model.eval()
+    keras_net = keras_model(torch_to_keras(torch_state(model)))
+    assert_same_outputs(torch_predict(model, images), keras_predict(keras_net, images))
+
+
+def test_torch_trained_ckpt_to_keras_file(tmp_path, torch_trained_model, images):
+    """A torch-trained model saved as a Lightning .ckpt, converted to a .keras file and loaded by Keras."""
+    ckpt = tmp_path / "torch.ckpt"
+    save_checkpoint(torch_trained_model.state_dict(), ckpt)
+    keras_file = write_weights(read_weights(ckpt), tmp_path / "torch.keras")
+    loaded = keras.saving.load_model(keras_file, compile=False)
+    assert_same_outputs(torch_predict(torch_trained_model, images), keras_predict(loaded, images))
+
+
+# ------------------------------------------------------------------------------------ read_weights errors
+
+
+def write_legacy_h5(path, shapes: dict[str, tuple[int, ...]]) -> None:
+    """A file laid out like a tf.keras legacy .h5, with the given kernel shapes."""
+    with h5py.File(path, "w") as f:
+        for name, shape in shapes.items():
+            f[f"model_weights/{name}/{name}/kernel:0"] = np.zeros(shape, np.float32)
+            f[f"model_weights/{name}/{name}/bias:0"] = np.zeros(shape[-1], np.float32)
+
+
+def test_legacy_h5_layout_is_read(tmp_path):
+    """The fake-file writer itself is right: with LeNet-5's shapes it reads fine (so the next test is fair)."""
+    write_legacy_h5(tmp_path / "ok.h5", kernel_shapes())
+    assert {name: w["kernel"].shape for name, w in read_weights(tmp_path / "ok.h5").items()} == kernel_shapes()
+
+
+def test_non_lenet_h5_is_rejected(tmp_path):
+    shapes = dict(kernel_shapes())
+    shapes["dense"] = (256, 120)  # e.g. a LeNet variant with a different flatten size
+    write_legacy_h5(tmp_path / "other.h5", shapes)
+    with pytest.raises(WeightFileError, match=r"dense.*LeNet-5 needs \(400, 120\)"):
+        read_weights(tmp_path / "other.h5")
+    write_legacy_h5(tmp_path / "partial.h5", {"conv2d": (5, 5, 1, 6)})  # layers missing
+    with pytest.raises(WeightFileError, match="not a LeNet-5 keras model file"):
+        read_weights(tmp_path / "partial.h5")
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["data"] = np.arange(10)
+    with pytest.raises(WeightFileError, match="not a LeNet-5"):
+        read_weights(tmp_path / "plain.h5")
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras", ".ckpt", ".pt"])
+@pytest.mark.parametrize("content", [b"this is not a model file\n", b""])
+def test_garbage_file_is_rejected(tmp_path, suffix, content):
+    path = tmp_path / f"garbage{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(WeightFileError, match="not a LeNet-5"):
+        read_weights(path)
+
+
+def test_foreign_torch_and_keras_files_are_rejected(tmp_path):
+    torch.save(torch.nn.Linear(3, 4).state_dict(), tmp_path / "linear.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    state = LeNet5().state_dict()
+    state["layers.conv2d.weight"] = torch.zeros(6, 25)  # right keys, wrong rank
+    torch.save(state, tmp_path / "flat_conv.pt")
+    with zipfile.ZipFile(tmp_path / "empty.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    for name in ("linear.pt", "tensor.pt", "flat_conv.pt", "empty.keras"):
+        with pytest.raises(WeightFileError, match="not a LeNet-5"):
+            read_weights(tmp_path / name)
+
+
+def test_missing_file_and_unknown_suffix(tmp_path):
+    with pytest.raises(WeightFileError, match="no such model file"):
+        read_weights(tmp_path / "absent.h5")
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    with pytest.raises(WeightFileError, match="unknown model format"):
+        read_weights(tmp_path / "model.onnx")

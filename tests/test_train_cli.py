@@ -1,0 +1,123 @@
+"""scripts/train.py: flags, errors, metrics.json and the saved model, for both frameworks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from parity.metrics import RunMetrics
+from parity.spec import NUM_PARAMS
+
+TRAIN = ["scripts/train.py"]
+
+
+def run_cli(repo_root, *args, timeout=600):
+    return subprocess.run([sys.executable, *TRAIN, *args], cwd=repo_root, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--framework", "jax"], "invalid choice"),
+        (["--framework", "torch", "--epochs", "-1"], "positive integer"),
+        (["--framework", "keras", "--epochs", "0"], "positive integer"),
+        (["--framework", "torch", "--data-dir", "/no/such/folder"], "is not a folder"),
+        (["--framework", "torch", "--batch-size", "ten"], "invalid"),
+        ([], "required"),
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(repo_root, args, message):
+    done = run_cli(repo_root, *args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module", params=["torch", "keras"])
+def short_run(request, repo_root, tmp_path_factory):
+    """Two epochs on 10,000 images with a 1,000-image validation split; batch 300 leaves a partial batch."""
+    out = tmp_path_factory.mktemp(request.param)
+    done = run_cli(
+        repo_root, "--framework", request.param, "--epochs", "2", "--limit-train", "10000", "--val-split", "1000",
+        "--batch-size", "300", "--seed", "3", "--out", str(out), "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return request.param, out, done
+
+
+def test_metrics_json_is_complete(short_run):
+    framework, out, done = short_run
+    raw = json.loads((out / "metrics.json").read_text())
+    for key in ("framework", "params", "test_accuracy", "test_loss", "epochs", "train_seconds", "device", "seed", "history"):
+        assert key in raw, key
+    metrics = RunMetrics.read(out / "metrics.json")
+    assert metrics.framework == framework
+    assert metrics.params == NUM_PARAMS and isinstance(raw["params"], int)
+    assert metrics.test_images == 10_000
+    assert metrics.epochs == 2 and len(metrics.history) == 2 and metrics.seed == 3
+    assert metrics.config["batch_size"] == 300 and metrics.config["limit_train"] == 10_000
+    for epoch in metrics.history:
+        assert 0 <= epoch.train_accuracy <= 1 and 0 <= epoch.val_accuracy <= 1
+        assert epoch.train_loss > 0 and epoch.val_loss > 0 and epoch.seconds > 0
+    assert metrics.train_seconds > 0
+    assert "test accuracy" in done.stdout
+
+
+def test_short_run_learns(short_run):
+    _, out, _ = short_run
+    metrics = RunMetrics.read(out / "metrics.json")
+    assert metrics.test_accuracy > 0.85  # chance is 0.10; 66 steps of batch 300 reach ~0.88
+    assert metrics.history[1].train_loss < metrics.history[0].train_loss
+
+
+def test_saved_model_scores_all_test_images(short_run, mnist_test):
+    """The saved model, reloaded, scores exactly the test accuracy metrics.json reports: all 10,000
+    images counted, the last partial batch (10,000 = 33 x 300 + 100) included."""
+    framework, out, _ = short_run
+    from parity.predictor import load_classifier  # noqa: F401  (imports parity only)
+    from parity.weight_files import read_weights
+
+    x, y = mnist_test
+    if framework == "torch":
+        from lenet_torch.checkpoint import model_from_weights
+        from lenet_torch.model import predict_probabilities
+
+        probabilities = predict_probabilities(model_from_weights(read_weights(out / "model.ckpt")), x)
+    else:
+        import keras
+
+        from lenet_keras.model import predict_probabilities
+
+        probabilities = predict_probabilities(keras.saving.load_model(out / "model.keras"), x)
+    metrics = RunMetrics.read(out / "metrics.json")
+    assert np.mean(probabilities.argmax(1) == y) == pytest.approx(metrics.test_accuracy, abs=1e-6)
+    loss = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
+    assert loss == pytest.approx(metrics.test_loss, rel=1e-4)
+
+
+def test_lightning_checkpoint_loads_back(short_run):
+    framework, out, _ = short_run
+    if framework != "torch":
+        pytest.skip("Lightning checkpoint only")
+    from lenet_torch.module import LitLeNet5
+
+    module = LitLeNet5.load_from_checkpoint(out / "model.ckpt", map_location="cpu")
+    assert module.config.batch_size == 300 and module.config.epochs == 2
+
+
+@pytest.mark.parametrize("framework, foreign", [("torch", ("tensorflow", "keras")), ("keras", ("torch", "lightning"))])
+def test_a_framework_run_never_imports_the_other(repo_root, tmp_path, framework, foreign):
+    code = (
+        "import sys, runpy; sys.argv = ['train.py', '--framework', %r, '--epochs', '1', '--limit-train', '400', "
+        "'--val-split', '0', '--no-progress', '--out', %r]\n"
+        "try:\n    runpy.run_path('scripts/train.py', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in %r if m in sys.modules))" % (framework, str(tmp_path), foreign)
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -79,13 +79,12 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
         enable_progress_bar=config.progress,
         enable_model_summary=config.progress,
         num_sanity_val_steps=0,
-        limit_val_batches=1.0 if config.val_split else 0,
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)
     train_seconds = time.perf_counter() - start
     (test,) = trainer.test(module, datamodule=data, verbose=False)
-    trainer.save_checkpoint(out / "model.ckpt")
+    trainer.save_checkpoint(out / "model.ckpt", weights_only=False)  # with optimizer state: resumable
     metrics = run_metrics(
         config,
         params=sum(p.numel() for p in module.model.parameters()),

@@ -48,11 +48,11 @@ def plot_learning_curves(runs: dict[str, list[RunMetrics]], path: Path) -> Path:
         for i, run in enumerate(metrics):
             epochs = [e.epoch for e in run.history]
             label = lambda what: f"{name} {what}" if i == 0 else None  # noqa: E731  one legend entry per line kind
-            loss_ax.plot(epochs, [e.train_loss for e in run.history], color=COLORS.get(name), alpha=0.8, label=label("train"))
-            acc_ax.plot(epochs, [e.train_accuracy for e in run.history], color=COLORS.get(name), alpha=0.8, label=label("train"))
+            loss_ax.plot(epochs, [e.train_loss for e in run.history], color=COLORS.get(name), alpha=0.8, marker=".", label=label("train"))
+            acc_ax.plot(epochs, [e.train_accuracy for e in run.history], color=COLORS.get(name), alpha=0.8, marker=".", label=label("train"))
             if run.history and run.history[0].val_loss is not None:
-                loss_ax.plot(epochs, [e.val_loss for e in run.history], "--", color=COLORS.get(name), alpha=0.8, label=label("validation"))
-                acc_ax.plot(epochs, [e.val_accuracy for e in run.history], "--", color=COLORS.get(name), alpha=0.8, label=label("validation"))
+                loss_ax.plot(epochs, [e.val_loss for e in run.history], "--", color=COLORS.get(name), alpha=0.8, marker=".", label=label("validation"))
+                acc_ax.plot(epochs, [e.val_accuracy for e in run.history], "--", color=COLORS.get(name), alpha=0.8, marker=".", label=label("validation"))
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="Loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (loss_ax, acc_ax):

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench compare clean
+.PHONY: train test test-slow data bench best parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,18 @@ test: data  ## the default suite (about 10 minutes on 2 CPU cores)
 test-slow: data  ## the slow tests only: full-MNIST training and parity runs
 	$(PY) -m pytest -m slow
 
-bench: data
+bench: data  ## speed of torch_loop, Lightning and Keras side by side (runs/bench/bench.json)
 	$(PY) scripts/bench.py --out runs/bench
+
+parity: data  ## float64 step-by-step training parity over one full epoch (runs/train_parity)
+	$(PY) scripts/train_parity.py --out runs/train_parity
+
+best: data  ## the "best" recipe in both frameworks, then MNIST and verification-code scores
+	$(PY) scripts/train.py --framework torch --recipe best --out runs/best-torch
+	$(PY) scripts/train.py --framework keras --recipe best --out runs/best-keras
+	$(PY) scripts/captcha.py eval --model runs/best-torch/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/codes.json
+	$(PY) scripts/captcha.py eval --model runs/best-keras/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/codes.json
+	$(PY) scripts/captcha.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

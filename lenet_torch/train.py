@@ -79,6 +79,7 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
         enable_progress_bar=config.progress,
         enable_model_summary=config.progress,
         num_sanity_val_steps=0,
+        **({} if config.val_split else {"limit_val_batches": 0}),  # --val-split 0: no validation loop
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)

@@ -27,10 +27,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-import captcha
-import captcha.image as captcha_image
-
 from parity import digits
+
+
+def _import_captcha():
+    """The `captcha` package. `python scripts/<any>.py` puts scripts/ first on sys.path, and the CLI
+    scripts/captcha.py would shadow the package there, so that one folder is left out of the search."""
+    import importlib
+    import sys
+
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != scripts]
+    try:
+        return importlib.import_module("captcha"), importlib.import_module("captcha.image")
+    finally:
+        sys.path[:] = saved
+
+
+captcha, captcha_image = _import_captcha()
 
 __all__ = [
     "CodeSet",

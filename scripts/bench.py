@@ -27,7 +27,6 @@ from pathlib import Path
 from parity import cli
 
 RUNNERS = ("torch_loop", "lightning", "keras")
-TRAIN_IMAGES = 60_000
 
 
 def parse_args(argv=None):
@@ -39,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
     parser.add_argument("--compile", action="store_true", help="torch.compile the torch model in torch_loop and lightning")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--limit-train", type=cli.positive_int, help="fewer training images (smoke runs; figures then not comparable)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--runner", choices=RUNNERS, help=cli.argparse.SUPPRESS)  # internal: run one runner, print JSON
     return parser.parse_args(argv)
@@ -125,12 +125,12 @@ def run_one(args) -> None:
     from parity.config import TrainConfig
     from parity.data import make_splits
 
-    splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir))
+    splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
     if args.runner == "torch_loop":
         result = run_torch_loop(args, splits)
     else:
         result = run_project(args, splits, "torch" if args.runner == "lightning" else "keras")
-    print(json.dumps(result))
+    print(json.dumps({**result, "train_images": len(splits.train_y)}))
 
 
 def machine() -> dict:
@@ -151,14 +151,14 @@ def summarize(results: dict[str, list[dict]], args) -> dict:
         runners[name] = {
             "seconds_per_epoch": round(median, 4),
             "epoch_seconds": [round(s, 4) for s in timed],
-            "train_images_per_second": round(TRAIN_IMAGES / median, 1),
+            "train_images_per_second": round(runs[0]["train_images"] / median, 1),
             "inference_images_per_second": round(statistics.median(r["inference_images_per_second"] for r in runs), 1),
             "device": runs[0]["device"],
         }
     summary = {
         "batch_size": args.batch_size,
         "timed_epochs_per_runner": {name: len(r["epoch_seconds"]) for name, r in runners.items()},
-        "train_images_per_epoch": TRAIN_IMAGES,
+        "train_images_per_epoch": next(iter(results.values()))[0]["train_images"],
         "machine": machine(),
         "runners": runners,
     }
@@ -185,6 +185,7 @@ def main(argv=None) -> int:
     child_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
     child_args += ["--compile"] if args.compile else []
     child_args += ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    child_args += ["--limit-train", str(args.limit_train)] if args.limit_train else []
     results: dict[str, list[dict]] = {name: [] for name in args.runners}
     for round_ in range(args.rounds):
         for name in args.runners:

@@ -13,18 +13,14 @@ prints JSON with digit_accuracy (each digit in its place) and code_accuracy (all
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
-# This file is named like the `captcha` package it uses: keep its folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
 
-import json  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from parity import cli  # noqa: E402
+from parity import cli
 
 
 def parse_args(argv=None):

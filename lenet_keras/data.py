@@ -23,7 +23,7 @@ class OrderedBatches(keras.utils.PyDataset):
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.images_for_epoch = images_for_epoch  # epoch -> that epoch's (augmented) images, NHWC
         self.epoch = -1
-        self.on_epoch_end()
+        self._load(0)  # what Keras's look at the first batches (before any epoch) sees
 
     def __len__(self) -> int:
         return num_batches(len(self.y), self.batch_size)
@@ -32,11 +32,16 @@ class OrderedBatches(keras.utils.PyDataset):
         idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         return self.x[idx], self.y[idx]
 
-    def on_epoch_end(self) -> None:
+    def on_epoch_begin(self) -> None:
+        # Counted here, not in on_epoch_end: fit() calls on_epoch_end once before the first epoch
+        # (after peeking at batches), which would put this one epoch ahead of Lightning.
         self.epoch += 1
-        self.order = epoch_order(self.seed, self.epoch, len(self.y))
+        self._load(self.epoch)
+
+    def _load(self, epoch: int) -> None:
+        self.order = epoch_order(self.seed, epoch, len(self.y))
         if self.images_for_epoch is not None:
-            self.x = self.images_for_epoch(self.epoch)
+            self.x = self.images_for_epoch(epoch)
 
 
 def train_data(splits: Splits, config: TrainConfig):

@@ -51,11 +51,11 @@ _N_UNIFORMS = 7  # rotation, scale, shear, tx, ty, stroke yes/no, stroke kind
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    rotation_deg: float = 12.0  # uniform in [-r, r]
-    scale: tuple[float, float] = (0.85, 1.15)  # isotropic, uniform in [lo, hi]
-    shear_deg: float = 10.0  # x-shear (slant) angle, uniform in [-a, a]
-    translate_px: float = 2.0  # per axis, uniform in [-t, t], in source (28-px) units
-    stroke_prob: float = 0.3  # chance of thickening or thinning the stroke (max / min filter, see STROKE_CHOICES)
+    rotation_deg: float = 8.0  # uniform in [-r, r]
+    scale: tuple[float, float] = (0.9, 1.1)  # isotropic, uniform in [lo, hi]
+    shear_deg: float = 6.0  # x-shear (slant) angle, uniform in [-a, a]
+    translate_px: float = 1.5  # per axis, uniform in [-t, t], in source (28-px) units
+    stroke_prob: float = 0.2  # chance of thickening or thinning the stroke (max / min filter, see STROKE_CHOICES)
     noise_std: float = 0.0  # optional gaussian pixel noise (in [0, 1] units), clipped
 
     def __post_init__(self) -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "read_code",
     "segmented_crops",
     "training_digits",
+    "printed_digits",
     "unseen_style_digits",
 ]
 
@@ -417,6 +418,15 @@ def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str
 
 
 # ------------------------------------------------------------------------- digits in unseen styles
+# Printed digits for training come from other font families (captcha's Droid Sans Mono and STIX),
+# so the unseen-style test set below (DejaVu and Computer Modern) stays unseen.
+PRINTED_TRAIN_FONTS = (
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "STIXGeneralBolIta.ttf",
+)
+
 UNSEEN_FONTS = (
     "DejaVuSans.ttf",
     "DejaVuSans-Bold.ttf",
@@ -429,21 +439,18 @@ UNSEEN_FONTS = (
     "DejaVuSansMono.ttf",
     "DejaVuSansMono-Bold.ttf",
     "DejaVuSansMono-Oblique.ttf",
-    "STIXGeneral.ttf",
-    "STIXGeneralBol.ttf",
-    "STIXGeneralItalic.ttf",
     "cmr10.ttf",
     "cmss10.ttf",
     "cmtt10.ttf",
 )
 
 
-def _unseen_font_paths() -> list[Path]:
+def _unseen_font_paths(names: tuple[str, ...] = UNSEEN_FONTS) -> list[Path]:
     """Fonts matplotlib ships (a dependency, so every install has them), none of them captcha's."""
     import matplotlib  # only here: plotting is not otherwise needed to make codes
 
     font_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    paths = [font_dir / name for name in UNSEEN_FONTS if (font_dir / name).exists()]
+    paths = [font_dir / name for name in names if (font_dir / name).exists()]
     if not paths:
         raise FileNotFoundError(f"no TrueType fonts found in {font_dir}")
     return paths
@@ -521,3 +528,20 @@ def unseen_style_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     for i, label in enumerate(labels):
         images[i] = _unseen_digit(rng, fonts, int(label))
     return images, labels.astype(np.int64)
+
+
+def printed_digits(n: int, seed: int = TRAIN_SEED_BASE) -> tuple[np.ndarray, np.ndarray]:
+    """n MNIST-style training digits printed in PRINTED_TRAIN_FONTS (never the unseen-style fonts):
+    random font, size, stroke weight and slight rotation, normalised by `digits.to_mnist`."""
+    rng = np.random.default_rng([seed, 2])
+    fonts = [str(p) for p in _unseen_font_paths(PRINTED_TRAIN_FONTS)]
+    labels = rng.integers(0, 10, n)
+    images = []
+    for label in labels:
+        size = int(rng.integers(28, 64))
+        font = ImageFont.truetype(fonts[int(rng.integers(len(fonts)))], size)
+        canvas = Image.new("L", (2 * size, 2 * size), 0)
+        ImageDraw.Draw(canvas).text((size // 2, size // 4), str(label), fill=255, font=font, stroke_width=int(rng.integers(0, 3)), stroke_fill=255)
+        canvas = canvas.rotate(float(rng.uniform(-10, 10)), resample=Image.Resampling.BILINEAR)
+        images.append(digits.to_mnist(np.asarray(canvas)))
+    return np.stack(images), labels.astype(np.int64)

@@ -28,6 +28,7 @@ class TrainConfig:
     # What the "best" recipe turns on (see RECIPES).
     augment: bool = False  # fresh random affine / stroke-width changes every epoch (parity.augment)
     code_digits: int = 0  # training verification codes whose digits are mixed into MNIST (parity.codes)
+    printed_digits: int = 0  # digits printed in training fonts, mixed in too (parity.codes.printed_digits)
     lr_schedule: str = "constant"  # "constant" or "cosine"
     # Where and how.
     precision: str = "float32"
@@ -48,7 +49,7 @@ class TrainConfig:
 # Each recipe is a set of overrides of the seed defaults above.
 RECIPES: dict[str, dict] = {
     "seed": {},
-    "best": {"epochs": 30, "augment": True, "lr_schedule": "cosine", "code_digits": 10_000, "val_split": 0},
+    "best": {"epochs": 40, "lr": 2e-3, "augment": True, "lr_schedule": "cosine", "code_digits": 10_000, "printed_digits": 20_000, "val_split": 0},
 }
 
 

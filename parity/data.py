@@ -41,6 +41,11 @@ def make_splits(config: TrainConfig) -> Splits:
 
         code_images, code_labels = training_digits(config.code_digits)
         train_raw, train_y = np.concatenate([train_raw, code_images]), np.concatenate([train_y, code_labels])
+    if config.printed_digits:
+        from parity.codes import printed_digits
+
+        printed_images, printed_labels = printed_digits(config.printed_digits)
+        train_raw, train_y = np.concatenate([train_raw, printed_images]), np.concatenate([train_y, printed_labels])
     return Splits(
         train_x=to_model_input(train_raw),
         train_y=train_y,

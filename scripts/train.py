@@ -32,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--precision", choices=PRECISIONS, help="default float32")
     parser.add_argument("--limit-train", type=cli.positive_int, help="train on the first N training images")
     parser.add_argument("--val-split", type=cli.non_negative_int, help="validation images held out of the 60,000 (default 5000; 0: none)")
+    parser.add_argument("--augment", action=cli.argparse.BooleanOptionalAction, help="fresh random affine/stroke changes each epoch (best: on)")
+    parser.add_argument("--code-digits", type=cli.non_negative_int, help="mix in the digits of N generated training codes (best: 10000)")
+    parser.add_argument("--printed-digits", type=cli.non_negative_int, help="mix in N digits printed in training fonts (best: see recipe)")
     parser.add_argument("--compile", action="store_true", help="torch only: torch.compile the model (faster epochs, slower start)")
     parser.add_argument("--record-steps", action="store_true", help="keep every step's loss in metrics.json (training parity)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,6 +62,9 @@ def main(argv=None) -> int:
         val_split=args.val_split,
         progress=not args.no_progress,
         compile=args.compile or None,
+        augment=args.augment,
+        code_digits=args.code_digits,
+        printed_digits=args.printed_digits,
         record_steps=args.record_steps or None,
     )
     cli.quiet_frameworks()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import keras
-import numpy as np
 
 from lenet_keras.data import train_data
 from lenet_keras.model import build_lenet5, set_weights
@@ -84,13 +84,28 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
+@contextmanager
+def floatx(precision: str):
+    """Keras's default float type for the run: float64 parity runs need it for the optimizer's
+    learning rate and the loss tracker too, not only the layers."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
+
+
 def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
+    with floatx(config.precision):
+        return _train(config, splits)
+
+
+def _train(config: TrainConfig, splits: Splits | None) -> RunMetrics:
     config = with_run_dir(config)
     out = config.out
     keras.utils.set_random_seed(config.seed)
     splits = splits or make_splits(config)
-    # float64 parity runs: floatx too, so Keras's loss and metric trackers keep float64 as well.
-    keras.config.set_floatx(config.precision)
     # The float32 draw for every precision, so a float64 run starts from the same values as torch's.
     model = set_weights(build_lenet5(dtype=config.precision), initial_weights(config.seed))
     model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

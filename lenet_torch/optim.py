@@ -47,9 +47,19 @@ class KerasAdam(torch.optim.Optimizer):
             grads = [p.grad for p in params]
             ms = [s["m"] for s in states]
             vs = [s["v"] for s in states]
-            # m += (g - m) * (1 - b1);  v += (g^2 - v) * (1 - b2);  w -= m * alpha / (sqrt(v) + eps)
-            torch._foreach_add_(ms, torch._foreach_mul(torch._foreach_sub(grads, ms), 1 - b1))
-            torch._foreach_add_(vs, torch._foreach_mul(torch._foreach_sub(torch._foreach_mul(grads, grads), vs), 1 - b2))
-            denom = torch._foreach_add(torch._foreach_sqrt(vs), eps)
-            torch._foreach_sub_(params, torch._foreach_div(torch._foreach_mul(ms, alpha), denom))
+            # m += (g - m) * (1 - b1)
+            delta = torch._foreach_sub(grads, ms)
+            torch._foreach_mul_(delta, 1 - b1)
+            torch._foreach_add_(ms, delta)
+            # v += (g^2 - v) * (1 - b2)
+            delta = torch._foreach_mul(grads, grads)
+            torch._foreach_sub_(delta, vs)
+            torch._foreach_mul_(delta, 1 - b2)
+            torch._foreach_add_(vs, delta)
+            # w -= m * alpha / (sqrt(v) + eps)   (same operations as Keras, in place where it changes nothing)
+            update = torch._foreach_mul(ms, alpha)
+            denom = torch._foreach_sqrt(vs)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_div_(update, denom)
+            torch._foreach_sub_(params, update)
         return loss

@@ -395,17 +395,13 @@ def segmented_crops(codeset: CodeSet) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(crops), np.array(labels, dtype=np.int64)
 
 
-def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-style digits from n_codes training codes, for mixing into MNIST: each digit twice, as cut
-    by its true box and as cut by `segment_boxes` (what reading a code will see). Cached as .npz."""
-    path = Path(cache_dir) / f"train-digits-{_cache_name(n_codes, seed, 160, 60, None, 4)}"
+def _cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) from the .npz at `path`, made by `make` and written atomically if absent."""
     if path.exists():
         with np.load(path) as data:
             return data["images"], data["labels"]
-    codeset = load_or_generate(n_codes, seed, cache_dir=cache_dir)
-    true_crops, true_labels = digit_crops(codeset)
-    cut_crops, cut_labels = segmented_crops(codeset)
-    images, labels = np.concatenate([true_crops, cut_crops]), np.concatenate([true_labels, cut_labels])
+    images, labels = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -415,6 +411,19 @@ def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str
         Path(tmp).unlink(missing_ok=True)
         raise
     return images, labels
+
+
+def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-style digits from n_codes training codes, for mixing into MNIST: each digit twice, as cut
+    by its true box and as cut by `segment_boxes` (what reading a code will see). Cached as .npz."""
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        codeset = load_or_generate(n_codes, seed, cache_dir=cache_dir)
+        true_crops, true_labels = digit_crops(codeset)
+        cut_crops, cut_labels = segmented_crops(codeset)
+        return np.concatenate([true_crops, cut_crops]), np.concatenate([true_labels, cut_labels])
+
+    return _cached_digits(Path(cache_dir) / f"train-digits-{_cache_name(n_codes, seed, 160, 60, None, 4)}", make)
 
 
 # ------------------------------------------------------------------------- digits in unseen styles
@@ -530,9 +539,14 @@ def unseen_style_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def printed_digits(n: int, seed: int = TRAIN_SEED_BASE) -> tuple[np.ndarray, np.ndarray]:
+def printed_digits(n: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
     """n MNIST-style training digits printed in PRINTED_TRAIN_FONTS (never the unseen-style fonts):
-    random font, size, stroke weight and slight rotation, normalised by `digits.to_mnist`."""
+    random font, size, stroke weight and slight rotation, normalised by `digits.to_mnist`. Cached."""
+    name = f"printed-digits-n{n}-seed{seed}-" + hashlib.sha1("\n".join(PRINTED_TRAIN_FONTS).encode()).hexdigest()[:10] + ".npz"
+    return _cached_digits(Path(cache_dir) / name, lambda: _print_digits(n, seed))
+
+
+def _print_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, 2])
     fonts = [str(p) for p in _unseen_font_paths(PRINTED_TRAIN_FONTS)]
     labels = rng.integers(0, 10, n)

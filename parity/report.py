@@ -47,7 +47,9 @@ def plot_learning_curves(runs: dict[str, list[RunMetrics]], path: Path) -> Path:
     for name, metrics in runs.items():
         for i, run in enumerate(metrics):
             epochs = [e.epoch for e in run.history]
-            label = lambda what: f"{name} {what}" if i == 0 else None  # noqa: E731  one legend entry per line kind
+            def label(what: str, name=name, first=i == 0) -> str | None:  # one legend entry per line kind
+                return f"{name} {what}" if first else None
+
             loss_ax.plot(epochs, [e.train_loss for e in run.history], color=COLORS.get(name), alpha=0.8, marker=".", label=label("train"))
             acc_ax.plot(epochs, [e.train_accuracy for e in run.history], color=COLORS.get(name), alpha=0.8, marker=".", label=label("train"))
             if run.history and run.history[0].val_loss is not None:

@@ -73,7 +73,7 @@ def run_torch_loop(args, splits) -> dict:
         model.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     seconds = []
-    for epoch in range(args.epochs + 1):
+    for _ in range(args.epochs + 1):  # the first is warm-up
         start = time.perf_counter()
         order = torch.randperm(len(y), device=device)
         for i in range(0, len(y), args.batch_size):

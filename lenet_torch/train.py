@@ -21,26 +21,41 @@ from parity.run import run_metrics, with_run_dir
 
 
 class EpochHistory(Callback):
-    """Collects the epoch-level metrics Lightning logged, in the shared metrics.json shape."""
+    """Collects each epoch's metrics in the shared metrics.json shape.
+
+    The module logs its training metrics in its own on_train_epoch_end, which Lightning calls after
+    this callback's, so an epoch is written down when the next one starts (or training ends)."""
 
     def __init__(self):
         self.history: list[EpochMetrics] = []
+        self._pending: tuple[int, float] | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):
+        self._record(trainer)
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
+        self._pending = (trainer.current_epoch + 1, round(time.perf_counter() - self._start, 3))
+
+    def on_train_end(self, trainer, pl_module):
+        self._record(trainer)
+
+    def _record(self, trainer) -> None:
+        if self._pending is None:
+            return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        epoch, seconds = self._pending
         self.history.append(
             EpochMetrics(
-                epoch=trainer.current_epoch + 1,
+                epoch=epoch,
                 train_loss=metrics["train_loss"],
                 train_accuracy=metrics["train_accuracy"],
-                seconds=round(time.perf_counter() - self._start, 3),
+                seconds=seconds,
                 val_loss=metrics.get("val_loss"),
                 val_accuracy=metrics.get("val_accuracy"),
             )
         )
+        self._pending = None
 
 
 class StepLosses(Callback):

@@ -16,7 +16,7 @@ def model_from_weights(weights: Weights, dtype: torch.dtype = torch.float32) -> 
     """A LeNet5 holding weights given in Keras layout (converted by parity.convert's table)."""
     model = LeNet5()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()})
-    return model.to(dtype).eval()
+    return model.to(dtype, memory_format=torch.channels_last).eval()  # oneDNN's fast layout, as in training
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LeNet5:

@@ -73,5 +73,6 @@ def predict_probabilities(model: LeNet5, images, batch_size: int = 2_000):
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))[:, None]
-        outputs.append(model.probabilities(batch.to(param.device, param.dtype)).cpu().numpy())
+        batch = batch.to(param.device, param.dtype, memory_format=torch.channels_last)
+        outputs.append(model.probabilities(batch).cpu().numpy())
     return np.concatenate(outputs)

@@ -78,7 +78,7 @@ class LitLeNet5(L.LightningModule):
     def configure_optimizers(self):
         config = self.config
         if config.optimizer == "adam":
-            optimizer = KerasAdam(self.parameters(), lr=config.lr)
+            optimizer = KerasAdam(self.parameters(), lr=config.lr, compile=config.compile)
         elif config.optimizer == "sgd":
             optimizer = torch.optim.SGD(self.parameters(), lr=config.lr)
         else:

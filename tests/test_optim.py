@@ -42,3 +42,13 @@ def test_keras_adam_rule_matches_keras_in_float64():
     assert np.abs(run_torch(KerasAdam, initial, grads, lr=1e-2) - expected).max() <= 1e-14 * moved
     # torch's own Adam is a different rule: epsilon inside the bias correction, betas unrounded
     assert np.abs(run_torch(torch.optim.Adam, initial, grads, lr=1e-2, eps=1e-7) - expected).max() > 1e-6
+
+
+def test_compiled_keras_adam_matches_eager_to_float32_rounding():
+    rng = np.random.default_rng(1)
+    initial = rng.normal(size=(30, 20)).astype(np.float32)
+    grads = [rng.normal(size=(30, 20)).astype(np.float32) for _ in range(20)]
+    eager = run_torch(KerasAdam, initial, grads, lr=1e-2)
+    compiled = run_torch(KerasAdam, initial, grads, lr=1e-2, compile=True)
+    assert np.abs(eager - initial).max() > 0.1
+    assert np.abs(compiled - eager).max() <= 1e-5

@@ -25,7 +25,7 @@ test-slow: data  ## the slow tests only: full-MNIST training and parity runs
 	$(PY) -m pytest -m slow
 
 bench: data  ## speed of torch_loop, Lightning and Keras side by side (runs/bench/bench.json)
-	$(PY) scripts/bench.py --out runs/bench
+	$(PY) scripts/bench.py --epochs 4 --rounds 3 --out runs/bench
 
 parity: data  ## float64 step-by-step training parity over one full epoch (runs/train_parity)
 	$(PY) scripts/train_parity.py --out runs/train_parity

@@ -4,9 +4,11 @@
     python scripts/bench.py --epochs 3 --rounds 2 --out runs/bench
 
 Runners, each in its own process, alternating over --rounds so machine noise hits all alike:
-  torch_loop  a minimal hand-written PyTorch loop (torch.optim.Adam; same model and memory layout): the floor
-  lightning   the project's real Lightning path (lenet_torch.train)
-  keras       the project's real Keras path (lenet_keras.train)
+  torch_loop           a minimal hand-written PyTorch loop (torch.optim.Adam; same model and memory layout)
+  lightning            the project's real Lightning path (lenet_torch.train)
+  keras                the project's real Keras path (lenet_keras.train; XLA-compiled by Keras's default)
+  torch_loop_compiled  the loop with torch.compile on the model
+  lightning_compiled   the Lightning path with --compile (model and optimizer update compiled)
 Training: one 60,000-image MNIST epoch at a time; the first epoch of each process is warm-up, the rest
 are timed; the table shows the median. Inference: images/second over the 10,000 test images.
 Writes bench.json (per runner figures, ratios, machine) into --out.
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from parity import cli
 
-RUNNERS = ("torch_loop", "lightning", "keras")
+RUNNERS = ("torch_loop", "lightning", "keras", "torch_loop_compiled", "lightning_compiled")
 
 
 def parse_args(argv=None):
@@ -36,7 +38,6 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=cli.positive_int, default=200)
     parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=RUNNERS)
     parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
-    parser.add_argument("--compile", action="store_true", help="torch.compile the torch model in torch_loop and lightning")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--limit-train", type=cli.positive_int, help="fewer training images (smoke runs; figures then not comparable)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
@@ -64,12 +65,12 @@ def run_torch_loop(args, splits) -> dict:
     from lenet_torch.model import LeNet5, predict_probabilities
 
     device = torch.device("cuda" if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
-    # The same model, memory layout and (with --compile) compilation as the Lightning path, so the
+    # The same model, memory layout and (for *_compiled) compilation as the Lightning path, so the
     # ratio between them is Lightning's own overhead.
     x = torch.from_numpy(splits.train_x[:, None]).to(device).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(splits.train_y).to(device)
     model = LeNet5().to(device, memory_format=torch.channels_last)
-    if args.compile:
+    if args.runner.endswith("_compiled"):
         model.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     seconds = []
@@ -95,7 +96,7 @@ def run_project(args, splits, framework: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         config = recipe_config(
             "seed", framework=framework, epochs=args.epochs + 1, batch_size=args.batch_size, val_split=0,
-            accelerator=args.accelerator, out=Path(out), progress=False, compile=args.compile if framework == "torch" else None,
+            accelerator=args.accelerator, out=Path(out), progress=False, compile=args.runner == "lightning_compiled" or None,
         )
         if framework == "torch":
             from lenet_torch.checkpoint import load_model
@@ -126,10 +127,10 @@ def run_one(args) -> None:
     from parity.data import make_splits
 
     splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
-    if args.runner == "torch_loop":
+    if args.runner.startswith("torch_loop"):
         result = run_torch_loop(args, splits)
     else:
-        result = run_project(args, splits, "torch" if args.runner == "lightning" else "keras")
+        result = run_project(args, splits, "keras" if args.runner == "keras" else "torch")
     print(json.dumps({**result, "train_images": len(splits.train_y)}))
 
 
@@ -167,6 +168,10 @@ def summarize(results: dict[str, list[dict]], args) -> dict:
         summary["lightning_over_keras"] = ratio("lightning", "keras")
     if {"lightning", "torch_loop"} <= set(runners):
         summary["lightning_over_torch_loop"] = ratio("lightning", "torch_loop")
+    if {"lightning_compiled", "keras"} <= set(runners):
+        summary["lightning_compiled_over_keras"] = ratio("lightning_compiled", "keras")
+    if {"lightning_compiled", "torch_loop_compiled"} <= set(runners):
+        summary["lightning_compiled_over_torch_loop_compiled"] = ratio("lightning_compiled", "torch_loop_compiled")
     return summary
 
 
@@ -183,7 +188,6 @@ def main(argv=None) -> int:
         run_one(args)
         return 0
     child_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
-    child_args += ["--compile"] if args.compile else []
     child_args += ["--data-dir", str(args.data_dir)] if args.data_dir else []
     child_args += ["--limit-train", str(args.limit_train)] if args.limit_train else []
     results: dict[str, list[dict]] = {name: [] for name in args.runners}
@@ -198,7 +202,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table(summary))
-    for key in ("lightning_over_keras", "lightning_over_torch_loop"):
+    for key in ("lightning_over_keras", "lightning_over_torch_loop", "lightning_compiled_over_keras", "lightning_compiled_over_torch_loop_compiled"):
         if key in summary:
             print(f"{key}: {summary[key]}")
     print(f"machine: {summary['machine'].get('cpu_model', '?')}, {summary['machine']['cpu_count']} CPUs; wrote {args.out / 'bench.json'}")

@@ -10,7 +10,8 @@ import sys
 
 def test_bench_writes_complete_json(repo_root, tmp_path):
     done = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--epochs", "1", "--rounds", "1", "--limit-train", "2000", "--out", str(tmp_path)],
+        [sys.executable, "scripts/bench.py", "--epochs", "1", "--rounds", "1", "--limit-train", "2000", "--out", str(tmp_path),
+         "--runners", "torch_loop", "lightning", "keras"],
         cwd=repo_root, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]

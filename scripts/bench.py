@@ -6,7 +6,7 @@
 Runners, each in its own process, alternating over --rounds so machine noise hits all alike:
   torch_loop           a minimal hand-written PyTorch loop (torch.optim.Adam; same model and memory layout)
   lightning            the project's real Lightning path (lenet_torch.train)
-  keras                the project's real Keras path (lenet_keras.train; XLA-compiled by Keras's default)
+  keras                the project's real Keras path (lenet_keras.train)
   torch_loop_compiled  the loop with torch.compile on the model
   lightning_compiled   the Lightning path with --compile (model and optimizer update compiled)
 Training: one 60,000-image MNIST epoch at a time; the first epoch of each process is warm-up, the rest

@@ -79,7 +79,6 @@ def test_saved_model_scores_all_test_images(short_run, mnist_test):
     """The saved model, reloaded, scores exactly the test accuracy metrics.json reports: all 10,000
     images counted, the last partial batch (10,000 = 33 x 300 + 100) included."""
     framework, out, _ = short_run
-    from parity.predictor import load_classifier  # noqa: F401  (imports parity only)
     from parity.weight_files import read_weights
 
     x, y = mnist_test

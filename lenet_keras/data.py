@@ -22,8 +22,7 @@ class OrderedBatches(keras.utils.PyDataset):
         super().__init__()
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.images_for_epoch = images_for_epoch  # epoch -> that epoch's (augmented) images, NHWC
-        self.epoch = -1
-        self._load(0)  # what Keras's look at the first batches (before any epoch) sees
+        self.set_epoch(0)  # also what Keras's look at the first batch, before any epoch, sees
 
     def __len__(self) -> int:
         return num_batches(len(self.y), self.batch_size)
@@ -32,16 +31,23 @@ class OrderedBatches(keras.utils.PyDataset):
         idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         return self.x[idx], self.y[idx]
 
-    def on_epoch_begin(self) -> None:
-        # Counted here, not in on_epoch_end: fit() calls on_epoch_end once before the first epoch
-        # (after peeking at batches), which would put this one epoch ahead of Lightning.
-        self.epoch += 1
-        self._load(self.epoch)
-
-    def _load(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
         self.order = epoch_order(self.seed, epoch, len(self.y))
         if self.images_for_epoch is not None:
             self.x = self.images_for_epoch(epoch)
+
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """Tells this dataset which epoch fit() is in. Counting PyDataset.on_epoch_begin/end calls is not
+        enough: fit() wraps its first look at a batch in extra calls (TensorFlow and JAX differently),
+        which put Keras's augmentation one epoch ahead of Lightning's until this was fixed."""
+        dataset = self
+
+        class FollowEpochs(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                dataset.set_epoch(epoch)
+
+        return FollowEpochs()
 
 
 def train_data(splits: Splits, config: TrainConfig):

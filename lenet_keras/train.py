@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import keras
 
-from lenet_keras.data import train_data
+from lenet_keras.data import OrderedBatches, train_data
 from lenet_keras.model import build_lenet5, set_weights
 from parity.config import TrainConfig, learning_rate
 from parity.data import Splits, make_splits, num_batches
@@ -117,9 +117,12 @@ def _train(config: TrainConfig, splits: Splits | None) -> RunMetrics:
     if config.lr_schedule != "constant":
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
     validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
+    data = train_data(splits, config)
+    if isinstance(data, OrderedBatches):
+        callbacks.append(data.epoch_callback())
     start = time.perf_counter()
     model.fit(
-        train_data(splits, config),
+        data,
         epochs=config.epochs,
         steps_per_epoch=num_batches(len(splits.train_y), config.batch_size),
         validation_data=validation,

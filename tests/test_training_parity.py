@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -78,3 +79,26 @@ def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root,
         losses[framework] = np.array(json.loads((out / "metrics.json").read_text())["step_losses"])
     assert len(losses["torch"]) == len(losses["keras"]) == 2 * 7  # 1000 MNIST + ~200 code + 100 printed digits, batch 200
     assert np.max(np.abs(losses["torch"] - losses["keras"]) / losses["keras"]) <= 1e-10
+
+
+def test_keras_on_jax_takes_the_same_batches(repo_root, tmp_path):
+    """The backend-neutral Keras path (PyDataset, used on a GPU machine without TensorFlow), here on
+    JAX's CPU backend, augmentation on: the first steps' losses match Lightning's to float32 rounding,
+    so both take the same augmented batches in the same order."""
+    losses = {}
+    for framework, backend in (("torch", None), ("keras", "jax")):
+        env = {**os.environ, **({"KERAS_BACKEND": backend} if backend else {})}
+        out = tmp_path / framework
+        done = subprocess.run(
+            [sys.executable, "scripts/train.py", "--framework", framework, "--epochs", "2", "--limit-train", "1000",
+             "--val-split", "0", "--augment", "--record-steps", "--no-progress", "--out", str(out)],
+            cwd=repo_root, capture_output=True, text=True, timeout=600, env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        losses[framework] = np.array(metrics["step_losses"])
+        if backend:
+            assert "jax" in metrics["device"]
+    gaps = np.abs(losses["torch"] - losses["keras"]) / losses["keras"]
+    assert len(gaps) == 10
+    assert gaps[0] < 1e-6 and gaps[5] < 1e-4  # epoch 2 starts at step 5: its augmented batches match too

@@ -253,6 +253,7 @@ def load_or_generate(
                 seed=np.int64(seed),
                 visible=codeset.visible,
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache is for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -406,6 +407,7 @@ def _cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, images=images, labels=labels)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache is for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

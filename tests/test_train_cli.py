@@ -99,14 +99,24 @@ def test_saved_model_scores_all_test_images(short_run, mnist_test):
     assert loss == pytest.approx(metrics.test_loss, rel=1e-4)
 
 
-def test_lightning_checkpoint_loads_back(short_run):
+def test_saved_model_opens_with_the_frameworks_own_loader(short_run):
+    """model.ckpt opens with LightningModule.load_from_checkpoint and carries its config; model.keras
+    opens with keras.saving.load_model, layers named as the spec."""
     framework, out, _ = short_run
-    if framework != "torch":
-        pytest.skip("Lightning checkpoint only")
-    from lenet_torch.module import LitLeNet5
+    if framework == "torch":
+        from lenet_torch.module import LitLeNet5
 
-    module = LitLeNet5.load_from_checkpoint(out / "model.ckpt", map_location="cpu")
-    assert module.config.batch_size == 300 and module.config.epochs == 2
+        module = LitLeNet5.load_from_checkpoint(out / "model.ckpt", map_location="cpu")
+        assert module.config.batch_size == 300 and module.config.epochs == 2
+        assert sum(p.numel() for p in module.model.parameters()) == NUM_PARAMS
+    else:
+        import keras
+
+        from parity.spec import LENET5
+
+        model = keras.saving.load_model(out / "model.keras")
+        assert [layer.name for layer in model.layers] == [layer.name for layer in LENET5.layers]
+        assert model.count_params() == NUM_PARAMS
 
 
 @pytest.mark.parametrize("framework, foreign", [("torch", ("tensorflow", "keras")), ("keras", ("torch", "lightning"))])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from parity import digits
+from parity.files import atomic_write
 
 
 def _import_captcha():
@@ -242,22 +242,15 @@ def load_or_generate(
             pass  # unreadable or old cache: make it again
     codeset = generate_codes(n, seed, width=width, height=height, fonts=fonts_t, length=length)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                images=codeset.images,
-                codes=codeset.codes,
-                boxes=codeset.boxes,
-                seed=np.int64(seed),
-                visible=codeset.visible,
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez_compressed(
+            fh,
+            images=codeset.images,
+            codes=codeset.codes,
+            boxes=codeset.boxes,
+            seed=np.int64(seed),
+            visible=codeset.visible,
+        )
     return codeset
 
 
@@ -403,15 +396,8 @@ def _cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]
             return data["images"], data["labels"]
     images, labels = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, images=images, labels=labels)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez_compressed(fh, images=images, labels=labels)
     return images, labels
 
 

@@ -10,7 +10,6 @@ No torch or TensorFlow at module level: torchvision is imported only inside the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import hashlib
 import math
@@ -24,9 +23,11 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
+
+from parity.files import atomic_write  # noqa: F401  (also part of this module's API)
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "mnist"
 ENV_VAR = "LENET_DATA_DIR"
@@ -228,27 +229,6 @@ def _locate(data_dir: str | Path | None, fetch: bool) -> tuple[Path, dict[str, P
 
 
 # ----------------------------------------------------------------------------------------- fetching
-
-
-@contextlib.contextmanager
-def atomic_write(dest: Path) -> Iterator[BinaryIO]:
-    """Write `dest` via a temp file in its folder that replaces it only if the block finishes.
-
-    If the block raises, the temp file is removed and `dest` is left as it was, so a crash or a
-    failed check never leaves a half-written file under the final name.
-    """
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the result is an ordinary data file
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _install(src: Path, dest: Path, name: str) -> None:

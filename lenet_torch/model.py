@@ -14,6 +14,9 @@ from torch import nn
 from parity.spec import LENET5, Spec
 
 _ACTIVATIONS = {"relu": F.relu, "softmax": lambda x: F.softmax(x, dim=1), None: lambda x: x}
+# forward's ReLUs work in place on the fresh conv/dense outputs (whose backward does not need them):
+# one less 1-4 MB tensor to allocate and write per layer, ~3% of a CPU training step.
+_FORWARD_ACTIVATIONS = {**_ACTIVATIONS, "relu": F.relu_}
 
 
 def _build(spec: Spec) -> nn.ModuleDict:
@@ -42,7 +45,7 @@ class LeNet5(nn.Module):
         self.layers = _build(spec)
         # The last layer's softmax is left to the loss (logits in, as torch's cross-entropy wants).
         self._activations = [
-            _ACTIVATIONS[layer.activation if i < len(spec.layers) - 1 else None]
+            _FORWARD_ACTIVATIONS[layer.activation if i < len(spec.layers) - 1 else None]
             for i, layer in enumerate(spec.layers)
         ]
 

@@ -12,6 +12,11 @@ Runners, each in its own process, alternating over --rounds so machine noise hit
 Training: one 60,000-image MNIST epoch at a time; the first epoch of each process is warm-up, the rest
 are timed; the table shows the median. Inference: images/second over the 10,000 test images.
 Writes bench.json (per runner figures, ratios, machine) into --out.
+
+    python scripts/bench.py --profile      # where a torch training step's time goes, eager and compiled
+
+--profile runs torch.profiler over 50 steps of the loop (model, memory layout and Adam as above) and
+prints each kind of operation's share of the step; it writes profile.json instead of bench.json.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--limit-train", type=cli.positive_int, help="fewer training images (smoke runs; figures then not comparable)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--profile", action="store_true", help="profile a torch training step instead (profile.json)")
     parser.add_argument("--runner", choices=RUNNERS, help=cli.argparse.SUPPRESS)  # internal: run one runner, print JSON
     return parser.parse_args(argv)
 
@@ -88,6 +94,56 @@ def run_torch_loop(args, splits) -> dict:
         seconds.append(time.perf_counter() - start)
     ips = time_inference(lambda images: predict_probabilities(model, images), splits.test_x)
     return {"epoch_seconds": seconds, "inference_images_per_second": ips, "device": str(device)}
+
+
+# torch.profiler op names -> what they are in LeNet-5 (the rest is "other")
+OP_KINDS = {
+    "convolution": ("convolution", "conv2d"),
+    "pooling": ("avg_pool2d",),
+    "relu": ("clamp_min", "threshold_backward", "relu"),
+    "dense": ("aten::mm", "aten::addmm", "aten::linear"),
+    "optimizer": ("Optimizer.", "_foreach", "addcdiv", "addcmul", "lerp", "sqrt"),
+    "compiled kernels": ("CompiledFxGraph",),
+}
+
+
+def profile_torch_step(splits, batch_size: int, compiled: bool, steps: int = 50) -> dict:
+    """Each kind of operation's share of a torch training step's CPU time (self time, so no double counting)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.profiler import profile
+
+    from lenet_torch.model import LeNet5
+
+    x = torch.from_numpy(splits.train_x[:, None]).contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(splits.train_y)
+    model = LeNet5().to(memory_format=torch.channels_last)
+    if compiled:
+        model.compile()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(i: int) -> None:
+        start = i * batch_size % (len(y) - batch_size + 1)
+        batch = slice(start, start + batch_size)
+        loss = F.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for i in range(100):  # warm-up (and compilation)
+        step(i)
+    with profile() as prof:
+        for i in range(steps):
+            step(i)
+    shares: dict[str, float] = {}
+    for event in prof.key_averages():
+        kind = next((k for k, names in OP_KINDS.items() if any(n in event.key for n in names)), "other")
+        shares[kind] = shares.get(kind, 0.0) + event.self_cpu_time_total
+    total = sum(shares.values())
+    return {
+        "profiled_step_ms": round(total / steps / 1000, 3),
+        "share": {k: round(v / total, 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])},
+    }
 
 
 def run_project(args, splits, framework: str) -> dict:
@@ -182,11 +238,32 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def run_profile(args) -> int:
+    cli.quiet_frameworks()
+    from parity.config import TrainConfig
+    from parity.data import make_splits
+
+    splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
+    result = {name: profile_torch_step(splits, args.batch_size, compiled) for name, compiled in (("eager", False), ("compiled", True))}
+    result["machine"] = machine()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "profile.json").write_text(json.dumps(result, indent=2) + "\n")
+    kinds = list(dict.fromkeys(k for mode in ("eager", "compiled") for k in result[mode]["share"]))
+    print("| share of a training step | eager | compiled |\n|---|---|---|")
+    for kind in kinds:
+        print(f"| {kind} | " + " | ".join(f"{result[m]['share'].get(kind, 0):.0%}" for m in ("eager", "compiled")) + " |")
+    print(f"| step under the profiler | {result['eager']['profiled_step_ms']:.2f} ms | {result['compiled']['profiled_step_ms']:.2f} ms |")
+    print(f"wrote {args.out / 'profile.json'}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.runner:
         run_one(args)
         return 0
+    if args.profile:
+        return run_profile(args)
     child_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
     child_args += ["--data-dir", str(args.data_dir)] if args.data_dir else []
     child_args += ["--limit-train", str(args.limit_train)] if args.limit_train else []

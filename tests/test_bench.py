@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_bench_writes_complete_json(repo_root, tmp_path):
     done = subprocess.run(
@@ -24,3 +26,19 @@ def test_bench_writes_complete_json(repo_root, tmp_path):
     assert bench["lightning_over_keras"] > 0 and bench["lightning_over_torch_loop"] > 0
     assert bench["machine"]["cpu_count"] >= 1
     assert "lightning_over_keras" in done.stdout
+
+
+def test_bench_profile_splits_a_step_by_operation(repo_root, tmp_path):
+    """--profile: each kind of operation's share of an eager and a compiled torch step."""
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--profile", "--limit-train", "2000", "--out", str(tmp_path)],
+        cwd=repo_root, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    eager, compiled = profile["eager"]["share"], profile["compiled"]["share"]
+    assert sum(eager.values()) == pytest.approx(1, abs=0.01) and sum(compiled.values()) == pytest.approx(1, abs=0.01)
+    # eager runs every layer as its own ATen op; compiled, pooling and ReLU live inside generated kernels
+    assert eager["convolution"] > 0 and eager["pooling"] > 0 and eager["relu"] > 0
+    assert compiled["compiled kernels"] > 0 and compiled.get("pooling", 0) == 0 and compiled.get("relu", 0) == 0
+    assert "| convolution |" in done.stdout

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best parity clean
+.PHONY: train test test-slow data bench best best-stages parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ best: data  ## the "best" recipe in both frameworks, then MNIST and verification
 	$(PY) scripts/captcha.py eval --model runs/best-torch/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/codes.json
 	$(PY) scripts/captcha.py eval --model runs/best-keras/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/codes.json
 	$(PY) scripts/captcha.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png
+
+best-stages:  ## scores of the best recipe's first stage (before the MNIST fine-tune), after `make best`
+	$(PY) scripts/captcha.py eval --model runs/best-torch/pretrained/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/pretrained/codes.json
+	$(PY) scripts/captcha.py eval --model runs/best-keras/pretrained/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/pretrained/codes.json
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -11,7 +11,7 @@ from lenet_keras.data import OrderedBatches, train_data
 from lenet_keras.model import build_lenet5, set_weights
 from parity.config import TrainConfig, learning_rate
 from parity.data import Splits, make_splits, num_batches
-from parity.init import initial_weights
+from parity.init import starting_weights
 from parity.metrics import EpochMetrics, RunMetrics
 from parity.preprocess import channels_last
 from parity.run import run_metrics, with_run_dir
@@ -107,7 +107,7 @@ def _train(config: TrainConfig, splits: Splits | None) -> RunMetrics:
     keras.utils.set_random_seed(config.seed)
     splits = splits or make_splits(config)
     # The float32 draw for every precision, so a float64 run starts from the same values as torch's.
-    model = set_weights(build_lenet5(dtype=config.precision), initial_weights(config.seed))
+    model = set_weights(build_lenet5(dtype=config.precision), starting_weights(config))
     model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = EpochHistory()
     callbacks: list[keras.callbacks.Callback] = [history, keras.callbacks.CSVLogger(str(out / "history.csv"))]

@@ -15,7 +15,7 @@ from lenet_torch.module import LitLeNet5
 from parity.config import TrainConfig
 from parity.convert import keras_to_torch
 from parity.data import Splits, make_splits
-from parity.init import initial_weights
+from parity.init import starting_weights
 from parity.metrics import EpochMetrics, RunMetrics
 from parity.run import run_metrics, with_run_dir
 
@@ -80,8 +80,10 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
     splits = splits or make_splits(config)
     data = MNISTDataModule(config, splits, dtype)
     module = LitLeNet5(config.to_dict())
-    # The same initial weights the Keras run draws for this seed (parity.init), not torch's own init.
-    module.model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(initial_weights(config.seed)).items()})
+    # The same initial weights the Keras run draws for this seed (parity.init), not torch's own init,
+    # or the model being fine-tuned.
+    module.model.to(dtype)  # before loading: a float64 fine-tune must not start from float32-rounded weights
+    module.model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(starting_weights(config)).items()})
     history, steps = EpochHistory(), StepLosses()
     trainer = L.Trainer(
         max_epochs=config.epochs,

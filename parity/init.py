@@ -40,3 +40,12 @@ def initial_weights(seed: int, spec: Spec = LENET5, dtype=np.float32) -> Weights
             "bias": np.zeros(shape[-1], dtype=dtype),
         }
     return weights
+
+
+def starting_weights(config) -> Weights:
+    """A run's first weights: the model file it fine-tunes (config.init_from), else the seeded draw."""
+    if config.init_from is None:
+        return initial_weights(config.seed)
+    from parity.weight_files import read_weights  # imports this module: import here, not at the top
+
+    return read_weights(config.init_from)

@@ -6,7 +6,9 @@ import datetime as dt
 import platform
 from pathlib import Path
 
-from parity.config import TrainConfig
+from collections.abc import Callable
+
+from parity.config import TrainConfig, finetune_config
 from parity.metrics import EpochMetrics, RunMetrics, median_epoch_seconds
 from parity.spec import NUM_PARAMS
 
@@ -53,6 +55,20 @@ def run_metrics(
         versions={"python": platform.python_version(), **versions},
         step_losses=step_losses,
     )
+
+
+MODEL_FILE = {"torch": "model.ckpt", "keras": "model.keras"}  # what each framework's train() saves
+PRETRAINED_DIR = "pretrained"  # where a fine-tuned run keeps its first stage
+
+
+def train_stages(config: TrainConfig, train: Callable[[TrainConfig], RunMetrics]) -> RunMetrics:
+    """Run `train` (one framework's) for the recipe: once, or with finetune_epochs, first into
+    <out>/pretrained/ and then fine-tuning that model into <out>/. Returns the final stage's metrics."""
+    config = with_run_dir(config)
+    if not config.finetune_epochs:
+        return train(config)
+    first = train(config.replace(out=config.out / PRETRAINED_DIR, finetune_epochs=0))
+    return train(finetune_config(config, Path(first.config["out"]) / MODEL_FILE[config.framework]))
 
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"

@@ -18,8 +18,7 @@ import numpy as np
 from parity import cli
 from parity.config import FRAMEWORKS, RECIPES
 from parity.metrics import RunMetrics, side_by_side
-from parity.run import train_in_subprocess
-MODEL_FILE = {"torch": "model.ckpt", "keras": "model.keras"}
+from parity.run import MODEL_FILE, train_in_subprocess
 
 
 def parse_args(argv=None):

@@ -35,10 +35,14 @@ def parse_args(argv=None):
     parser.add_argument("--augment", action=cli.argparse.BooleanOptionalAction, help="fresh random affine/stroke changes each epoch (best: on)")
     parser.add_argument("--code-digits", type=cli.non_negative_int, help="mix in the digits of N generated training codes (best: 20000)")
     parser.add_argument("--printed-digits", type=cli.non_negative_int, help="mix in N digits printed in training fonts (best: 20000)")
+    parser.add_argument("--finetune-epochs", type=cli.non_negative_int, help="then fine-tune on MNIST alone for N epochs (best: 5; 0: no)")
+    parser.add_argument("--init-from", type=Path, help="start from this model's weights (.ckpt/.pt/.keras/.h5), e.g. to fine-tune it")
     parser.add_argument("--compile", action="store_true", help="torch only: torch.compile the model (faster epochs, slower start)")
     parser.add_argument("--record-steps", action="store_true", help="keep every step's loss in metrics.json (training parity)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.init_from is not None and not args.init_from.is_file():
+        parser.error(f"--init-from {args.init_from}: no such file")
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"--data-dir {args.data_dir} is not a folder")
     return args
@@ -65,18 +69,21 @@ def main(argv=None) -> int:
         augment=args.augment,
         code_digits=args.code_digits,
         printed_digits=args.printed_digits,
+        finetune_epochs=args.finetune_epochs,
+        init_from=args.init_from,
         record_steps=args.record_steps or None,
     )
     cli.quiet_frameworks()
     cli.select_accelerator(config.framework, config.accelerator)
     from parity.mnist import MNISTError
+    from parity.run import train_stages
 
     try:
         if config.framework == "torch":
             from lenet_torch.train import train
         else:
             from lenet_keras.train import train
-        metrics = train(config)
+        metrics = train_stages(config, train)
     except MNISTError as error:
         cli.fail(str(error))
     except RuntimeError as error:  # e.g. --accelerator gpu on a machine without one

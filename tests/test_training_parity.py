@@ -12,6 +12,7 @@ import pytest
 
 from parity.data import epoch_order
 from parity.init import initial_weights
+from parity.run import MODEL_FILE
 
 
 def test_epoch_order_is_a_seeded_permutation():
@@ -63,22 +64,31 @@ def test_float64_training_agrees_over_a_full_epoch(repo_root, tmp_path):
 
 
 def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root, tmp_path):
-    """Augmentation, the cosine schedule and the mixed-in code and printed digits: float64 step losses
-    agree, so every epoch's augmented images and order are the same in both frameworks (this caught
-    Keras calling PyDataset.on_epoch_end once before the first epoch)."""
+    """Augmentation, the cosine schedule, the mixed-in code and printed digits, then the MNIST-only
+    fine-tune from the saved first-stage model: float64 step losses agree in both stages, so every
+    epoch's augmented images and order, and the hand-over between stages, are the same in both
+    frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch)."""
     losses = {}
     for framework in ("torch", "keras"):
         out = tmp_path / framework
         done = subprocess.run(
             [sys.executable, "scripts/train.py", "--framework", framework, "--recipe", "best", "--epochs", "2",
-             "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--precision", "float64",
-             "--record-steps", "--no-progress", "--out", str(out)],
+             "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--finetune-epochs", "1",
+             "--precision", "float64", "--record-steps", "--no-progress", "--out", str(out)],
             cwd=repo_root, capture_output=True, text=True, timeout=600,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-        losses[framework] = np.array(json.loads((out / "metrics.json").read_text())["step_losses"])
-    assert len(losses["torch"]) == len(losses["keras"]) == 2 * 7  # 1000 MNIST + ~200 code + 100 printed digits, batch 200
-    assert np.max(np.abs(losses["torch"] - losses["keras"]) / losses["keras"]) <= 1e-10
+        first = json.loads((out / "pretrained" / "metrics.json").read_text())
+        final = json.loads((out / "metrics.json").read_text())
+        assert final["config"]["init_from"] == str(out / "pretrained" / MODEL_FILE[framework])
+        assert final["config"]["code_digits"] == 0 and final["config"]["lr"] == 3e-4
+        losses[framework] = (np.array(first["step_losses"]), np.array(final["step_losses"]))
+    for stage, steps in ((0, 2 * 7), (1, 5)):  # 1000 MNIST + ~200 code + 100 printed digits; then 1000 MNIST
+        torch_losses, keras_losses = losses["torch"][stage], losses["keras"][stage]
+        assert len(torch_losses) == len(keras_losses) == steps
+        assert np.max(np.abs(torch_losses - keras_losses) / keras_losses) <= 1e-10
+    # fine-tuning starts where the first stage ended, not from scratch (a fresh start has loss ~2.3)
+    assert losses["torch"][1][0] < losses["torch"][0][0] - 0.1
 
 
 def test_keras_on_jax_takes_the_same_batches(repo_root, tmp_path):

@@ -34,6 +34,7 @@ class TrainConfig:
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
     finetune_epochs: int = 0
     finetune_lr: float = 3e-4
+    finetune_batch_size: int | None = None  # None: the first stage's
     init_from: Path | None = None  # start from this model file's weights (any format) instead of the seeded draw
     # Where and how.
     precision: str = "float32"
@@ -67,6 +68,7 @@ RECIPES: dict[str, dict] = {
         # The mixed data cost MNIST a little (0.992); a short MNIST-only fine-tune wins it back.
         "finetune_epochs": 5,
         "finetune_lr": 3e-4,
+        "finetune_batch_size": 200,
     },
 }
 
@@ -83,6 +85,7 @@ def finetune_config(config: TrainConfig, init_from: Path) -> TrainConfig:
     """The fine-tuning stage of `config`: MNIST only, from the model in `init_from`, cosine from finetune_lr."""
     return config.replace(
         epochs=config.finetune_epochs, lr=config.finetune_lr, lr_schedule="cosine",
+        batch_size=config.finetune_batch_size or config.batch_size,
         code_digits=0, printed_digits=0, finetune_epochs=0, init_from=Path(init_from),
     )
 

@@ -61,14 +61,14 @@ MODEL_FILE = {"torch": "model.ckpt", "keras": "model.keras"}  # what each framew
 PRETRAINED_DIR = "pretrained"  # where a fine-tuned run keeps its first stage
 
 
-def train_stages(config: TrainConfig, train: Callable[[TrainConfig], RunMetrics]) -> RunMetrics:
+def train_stages(config: TrainConfig, train: Callable[[TrainConfig], RunMetrics]) -> list[RunMetrics]:
     """Run `train` (one framework's) for the recipe: once, or with finetune_epochs, first into
-    <out>/pretrained/ and then fine-tuning that model into <out>/. Returns the final stage's metrics."""
+    <out>/pretrained/ and then fine-tuning that model into <out>/. Returns each stage's metrics."""
     config = with_run_dir(config)
     if not config.finetune_epochs:
-        return train(config)
+        return [train(config)]
     first = train(config.replace(out=config.out / PRETRAINED_DIR, finetune_epochs=0))
-    return train(finetune_config(config, Path(first.config["out"]) / MODEL_FILE[config.framework]))
+    return [first, train(finetune_config(config, Path(first.config["out"]) / MODEL_FILE[config.framework]))]
 
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"

@@ -83,17 +83,19 @@ def main(argv=None) -> int:
             from lenet_torch.train import train
         else:
             from lenet_keras.train import train
-        metrics = train_stages(config, train)
+        stages = train_stages(config, train)
     except MNISTError as error:
         cli.fail(str(error))
     except RuntimeError as error:  # e.g. --accelerator gpu on a machine without one
         if "gpu" in str(error).lower() or "cuda" in str(error).lower():
             cli.fail(str(error).splitlines()[0], code=2)
         raise
-    print(
-        f"{metrics.framework}: test accuracy {metrics.test_accuracy:.4f}, test loss {metrics.test_loss:.4f}, "
-        f"{metrics.seconds_per_epoch:.2f} s/epoch on {metrics.device}; saved in {metrics.config['out']}/"
-    )
+    labels = ("pretrained: ", "fine-tuned: ") if len(stages) > 1 else ("",)
+    for label, metrics in zip(labels, stages):
+        print(
+            f"{metrics.framework}: {label}test accuracy {metrics.test_accuracy:.4f}, test loss {metrics.test_loss:.4f}, "
+            f"{metrics.epochs} epochs, {metrics.seconds_per_epoch:.2f} s/epoch on {metrics.device}; saved in {metrics.config['out']}/"
+        )
     return 0
 
 

@@ -154,4 +154,4 @@ def test_best_recipe_ends_with_an_mnist_only_fine_tune():
     stage = finetune_config(config, Path("runs/x/pretrained/model.keras"))
     assert (stage.epochs, stage.lr, stage.lr_schedule) == (config.finetune_epochs, config.finetune_lr, "cosine")
     assert stage.code_digits == stage.printed_digits == stage.finetune_epochs == 0  # MNIST alone, and no third stage
-    assert stage.augment and stage.batch_size == config.batch_size and stage.init_from == Path("runs/x/pretrained/model.keras")
+    assert stage.augment and stage.batch_size == config.finetune_batch_size == 200 and stage.init_from == Path("runs/x/pretrained/model.keras")

@@ -106,7 +106,7 @@ def _train(config: TrainConfig, splits: Splits | None) -> RunMetrics:
     out = config.out
     keras.utils.set_random_seed(config.seed)
     splits = splits or make_splits(config)
-    # The float32 draw for every precision, so a float64 run starts from the same values as torch's.
+    # The seeded float32 draw for every precision (or the model being fine-tuned): the values torch starts from.
     model = set_weights(build_lenet5(dtype=config.precision), starting_weights(config))
     model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = EpochHistory()

@@ -1,12 +1,11 @@
-"""What every training run does the same way in both frameworks: its folder and its metrics.json."""
+"""What every training run does the same way in both frameworks: its folder, its stages and its metrics.json."""
 
 from __future__ import annotations
 
 import datetime as dt
 import platform
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 from parity.config import TrainConfig, finetune_config
 from parity.metrics import EpochMetrics, RunMetrics, median_epoch_seconds

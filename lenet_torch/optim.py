@@ -43,6 +43,7 @@ class KerasAdam(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7, compile: bool = False):
         super().__init__(params, dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
+        self._compiled = compile
         self._update = torch.compile(_keras_adam_update, fullgraph=True) if compile else _keras_adam_update
 
     @torch.no_grad()
@@ -71,6 +72,7 @@ class KerasAdam(torch.optim.Optimizer):
             ms = [s["m"] for s in states]
             vs = [s["v"] for s in states]
             # alpha as a tensor, so a compiled update is not recompiled for every new value
-            alpha_t = torch.tensor(alpha, dtype=params[0].dtype, device=params[0].device) if self._update is not _keras_adam_update else alpha
-            self._update(params, grads, ms, vs, alpha_t, b1, b2, eps)
+            if self._compiled:
+                alpha = torch.tensor(alpha, dtype=params[0].dtype, device=params[0].device)
+            self._update(params, grads, ms, vs, alpha, b1, b2, eps)
         return loss

@@ -442,7 +442,7 @@ UNSEEN_FONTS = (
 )
 
 
-def _unseen_font_paths(names: tuple[str, ...] = UNSEEN_FONTS) -> list[Path]:
+def _font_paths(names: tuple[str, ...] = UNSEEN_FONTS) -> list[Path]:
     """Fonts matplotlib ships (a dependency, so every install has them), none of them captcha's."""
     import matplotlib  # only here: plotting is not otherwise needed to make codes
 
@@ -518,7 +518,7 @@ def unseen_style_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     striped backgrounds, rotation up to 15 degrees, noise lines and dots, crop sizes ~15-150 px, and
     a trip through L / P / CMYK modes. Returns an object array of RGB uint8 (H, W, 3) arrays of varying
     size, and int64 labels. Reproducible from `seed`."""
-    fonts = _unseen_font_paths()
+    fonts = _font_paths()
     rng = np.random.default_rng([seed, 0x5EED])
     labels = rng.integers(0, 10, n)
     images = np.empty(n, dtype=object)
@@ -536,7 +536,7 @@ def printed_digits(n: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.P
 
 def _print_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, 2])
-    fonts = [str(p) for p in _unseen_font_paths(PRINTED_TRAIN_FONTS)]
+    fonts = [str(p) for p in _font_paths(PRINTED_TRAIN_FONTS)]
     labels = rng.integers(0, 10, n)
     images = []
     for label in labels:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from parity.files import atomic_write  # noqa: F401  (also part of this module's API)
+from parity.files import atomic_write
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "mnist"
 ENV_VAR = "LENET_DATA_DIR"

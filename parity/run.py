@@ -66,8 +66,9 @@ def train_stages(config: TrainConfig, train: Callable[[TrainConfig], RunMetrics]
     config = with_run_dir(config)
     if not config.finetune_epochs:
         return [train(config)]
-    first = train(config.replace(out=config.out / PRETRAINED_DIR, finetune_epochs=0))
-    return [first, train(finetune_config(config, Path(first.config["out"]) / MODEL_FILE[config.framework]))]
+    pretrained = config.out / PRETRAINED_DIR
+    first = train(config.replace(out=pretrained, finetune_epochs=0))
+    return [first, train(finetune_config(config, pretrained / MODEL_FILE[config.framework]))]
 
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"

@@ -34,6 +34,13 @@ from pathlib import Path
 from parity import cli
 
 RUNNERS = ("torch_loop", "lightning", "keras", "torch_loop_compiled", "lightning_compiled")
+# bench.json's ratios of seconds per epoch: name -> (numerator, denominator)
+RATIOS = {
+    "lightning_over_keras": ("lightning", "keras"),
+    "lightning_over_torch_loop": ("lightning", "torch_loop"),
+    "lightning_compiled_over_keras": ("lightning_compiled", "keras"),
+    "lightning_compiled_over_torch_loop_compiled": ("lightning_compiled", "torch_loop_compiled"),
+}
 
 
 def parse_args(argv=None):
@@ -64,31 +71,44 @@ def _timed(function, *args) -> float:
     return time.perf_counter() - start
 
 
-def run_torch_loop(args, splits) -> dict:
+def torch_loop(splits, device, compiled: bool):
+    """The minimal loop: its labels, its model and its training step on a batch index (Adam inside).
+    The same model, memory layout and (if compiled) compilation as the Lightning path, so the ratio
+    between them is Lightning's own overhead."""
     import torch
     import torch.nn.functional as F
 
-    from lenet_torch.model import LeNet5, predict_probabilities
+    from lenet_torch.model import LeNet5
 
-    device = torch.device("cuda" if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
-    # The same model, memory layout and (for *_compiled) compilation as the Lightning path, so the
-    # ratio between them is Lightning's own overhead.
     x = torch.from_numpy(splits.train_x[:, None]).to(device).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(splits.train_y).to(device)
     model = LeNet5().to(device, memory_format=torch.channels_last)
-    if args.runner.endswith("_compiled"):
+    if compiled:
         model.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(idx) -> None:
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return y, model, step
+
+
+def run_torch_loop(args, splits) -> dict:
+    import torch
+
+    from lenet_torch.model import predict_probabilities
+
+    device = torch.device("cuda" if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
+    y, model, step = torch_loop(splits, device, compiled=args.runner.endswith("_compiled"))
     seconds = []
     for _ in range(args.epochs + 1):  # the first is warm-up
         start = time.perf_counter()
         order = torch.randperm(len(y), device=device)
         for i in range(0, len(y), args.batch_size):
-            idx = order[i : i + args.batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step(order[i : i + args.batch_size])
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -110,25 +130,13 @@ OP_KINDS = {
 def profile_torch_step(splits, batch_size: int, compiled: bool, steps: int = 50) -> dict:
     """Each kind of operation's share of a torch training step's CPU time (self time, so no double counting)."""
     import torch
-    import torch.nn.functional as F
     from torch.profiler import profile
 
-    from lenet_torch.model import LeNet5
-
-    x = torch.from_numpy(splits.train_x[:, None]).contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(splits.train_y)
-    model = LeNet5().to(memory_format=torch.channels_last)
-    if compiled:
-        model.compile()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    y, _, train_step = torch_loop(splits, torch.device("cpu"), compiled)
 
     def step(i: int) -> None:
         start = i * batch_size % (len(y) - batch_size + 1)
-        batch = slice(start, start + batch_size)
-        loss = F.cross_entropy(model(x[batch]), y[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(slice(start, start + batch_size))
 
     for i in range(100):  # warm-up (and compilation)
         step(i)
@@ -219,15 +227,9 @@ def summarize(results: dict[str, list[dict]], args) -> dict:
         "machine": machine(),
         "runners": runners,
     }
-    ratio = lambda a, b: round(runners[a]["seconds_per_epoch"] / runners[b]["seconds_per_epoch"], 3)  # noqa: E731
-    if {"lightning", "keras"} <= set(runners):
-        summary["lightning_over_keras"] = ratio("lightning", "keras")
-    if {"lightning", "torch_loop"} <= set(runners):
-        summary["lightning_over_torch_loop"] = ratio("lightning", "torch_loop")
-    if {"lightning_compiled", "keras"} <= set(runners):
-        summary["lightning_compiled_over_keras"] = ratio("lightning_compiled", "keras")
-    if {"lightning_compiled", "torch_loop_compiled"} <= set(runners):
-        summary["lightning_compiled_over_torch_loop_compiled"] = ratio("lightning_compiled", "torch_loop_compiled")
+    for name, (a, b) in RATIOS.items():
+        if {a, b} <= set(runners):
+            summary[name] = round(runners[a]["seconds_per_epoch"] / runners[b]["seconds_per_epoch"], 3)
     return summary
 
 
@@ -279,7 +281,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table(summary))
-    for key in ("lightning_over_keras", "lightning_over_torch_loop", "lightning_compiled_over_keras", "lightning_compiled_over_torch_loop_compiled"):
+    for key in RATIOS:
         if key in summary:
             print(f"{key}: {summary[key]}")
     print(f"machine: {summary['machine'].get('cpu_model', '?')}, {summary['machine']['cpu_count']} CPUs; wrote {args.out / 'bench.json'}")

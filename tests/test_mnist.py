@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import parity.mnist as mn
-from parity.mnist import ENV_VAR, FILES, MNISTError, atomic_write, ensure_mnist, load_mnist, read_idx
+from parity.files import atomic_write
+from parity.mnist import ENV_VAR, FILES, MNISTError, ensure_mnist, load_mnist, read_idx
 
 REAL_CACHE = mn.DEFAULT_CACHE
 

@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml requirements/constraints.txt
 	touch $@
 
 data: $(INSTALLED)  ## fetch and verify MNIST into data/ (once)
-	$(PY) -m parity.mnist
+	$(PY) -m parity.data.mnist
 
 train: data  ## seed recipe in both frameworks, then their metrics side by side
 	$(PY) scripts/compare.py --seeds $(SEEDS) --out runs/compare
@@ -33,13 +33,13 @@ parity: data  ## float64 step-by-step training parity over one full epoch (runs/
 best: data  ## the "best" recipe in both frameworks, then MNIST and verification-code scores
 	$(PY) scripts/train.py --framework torch --recipe best --out runs/best-torch
 	$(PY) scripts/train.py --framework keras --recipe best --out runs/best-keras
-	$(PY) scripts/captcha.py eval --model runs/best-torch/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/codes.json
-	$(PY) scripts/captcha.py eval --model runs/best-keras/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/codes.json
-	$(PY) scripts/captcha.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png
+	$(PY) scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/codes.json
+	$(PY) scripts/codes.py eval --model runs/best-keras/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/codes.json
+	$(PY) scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png
 
 best-stages:  ## scores of the best recipe's first stage (before the MNIST fine-tune), after `make best`
-	$(PY) scripts/captcha.py eval --model runs/best-torch/pretrained/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/pretrained/codes.json
-	$(PY) scripts/captcha.py eval --model runs/best-keras/pretrained/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/pretrained/codes.json
+	$(PY) scripts/codes.py eval --model runs/best-torch/pretrained/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/pretrained/codes.json
+	$(PY) scripts/codes.py eval --model runs/best-keras/pretrained/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/pretrained/codes.json
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 
 from parity.config import TrainConfig
-from parity.data import Splits, epoch_images, epoch_order, num_batches
-from parity.preprocess import channels_last
+from parity.data.splits import Splits, epoch_images, epoch_order, num_batches
+from parity.data.preprocess import channels_last
 
 
 class OrderedBatches(keras.utils.PyDataset):

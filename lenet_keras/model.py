@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import keras
 
-from parity.init import Weights
 from parity.spec import LENET5, Spec
 
 
@@ -25,21 +24,6 @@ def build_lenet5(spec: Spec = LENET5, dtype: str | None = None) -> keras.Sequent
         else:
             layers.append(keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name, dtype=dtype))
     return keras.Sequential(layers, name="lenet5")
-
-
-def set_weights(model: keras.Model, weights: Weights) -> keras.Model:
-    """Load weights given in Keras layout (see parity.convert for the torch side)."""
-    for name, arrays in weights.items():
-        model.get_layer(name).set_weights([arrays["kernel"], arrays["bias"]])
-    return model
-
-
-def get_weights(model: keras.Model, spec: Spec = LENET5) -> Weights:
-    weights = {}
-    for layer in spec.weighted_layers:
-        kernel, bias = model.get_layer(layer.name).get_weights()
-        weights[layer.name] = {"kernel": kernel, "bias": bias}
-    return weights
 
 
 def layer_outputs_model(model: keras.Model) -> keras.Model:

@@ -8,13 +8,13 @@ from contextlib import contextmanager
 import keras
 
 from lenet_keras.data import OrderedBatches, train_data
-from lenet_keras.model import build_lenet5, set_weights
+from lenet_keras.checkpoint import model_from_weights
 from parity.config import TrainConfig, learning_rate
-from parity.data import Splits, make_splits, num_batches
-from parity.init import starting_weights
-from parity.metrics import EpochMetrics, RunMetrics
-from parity.preprocess import channels_last
-from parity.run import run_metrics, with_run_dir
+from parity.data.splits import Splits, make_splits, num_batches
+from parity.weights.init import starting_weights
+from parity.runs.metrics import EpochMetrics, RunMetrics
+from parity.data.preprocess import channels_last
+from parity.runs.stages import run_metrics, with_run_dir
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -107,7 +107,7 @@ def _train(config: TrainConfig, splits: Splits | None) -> RunMetrics:
     keras.utils.set_random_seed(config.seed)
     splits = splits or make_splits(config)
     # The seeded float32 draw for every precision (or the model being fine-tuned): the values torch starts from.
-    model = set_weights(build_lenet5(dtype=config.precision), starting_weights(config))
+    model = model_from_weights(starting_weights(config), dtype=config.precision)
     model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = EpochHistory()
     callbacks: list[keras.callbacks.Callback] = [history, keras.callbacks.CSVLogger(str(out / "history.csv"))]

@@ -8,12 +8,12 @@ import lightning as L
 import torch
 
 from lenet_torch.model import LeNet5
-from parity.convert import keras_to_torch
-from parity.init import Weights
+from parity.weights.convert import keras_to_torch
+from parity.spec import Weights
 
 
 def model_from_weights(weights: Weights, dtype: torch.dtype = torch.float32) -> LeNet5:
-    """A LeNet5 holding weights given in Keras layout (converted by parity.convert's table)."""
+    """A LeNet5 holding weights given in Keras layout (converted by parity.weights.convert's table)."""
     model = LeNet5()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()})
     return model.to(dtype, memory_format=torch.channels_last).eval()  # oneDNN's fast layout, as in training
@@ -21,7 +21,7 @@ def model_from_weights(weights: Weights, dtype: torch.dtype = torch.float32) -> 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LeNet5:
     """A LeNet5 from a .ckpt/.pt or a Keras .keras/.h5 file (read with h5py: no TensorFlow needed)."""
-    from parity.weight_files import read_weights
+    from parity.weights.reading import read_weights
 
     return model_from_weights(read_weights(path), dtype)
 
@@ -43,3 +43,8 @@ def save_checkpoint(state: dict[str, torch.Tensor], path: Path, config: dict | N
         "global_step": 0,
     }
     torch.save(checkpoint, path)
+
+
+def save_weights(weights: Weights, path: Path, config: dict | None = None) -> None:
+    """Weights in Keras layout -> a .ckpt (Lightning) or .pt/.pth (state_dict) file."""
+    save_checkpoint({k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()}, path, config)

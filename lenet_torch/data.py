@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from parity.config import TrainConfig
-from parity.data import Splits, epoch_images, epoch_order, make_splits, num_batches
-from parity.preprocess import channels_first
+from parity.data.splits import Splits, epoch_images, epoch_order, make_splits, num_batches
+from parity.data.preprocess import channels_first
 
 
 class InMemoryBatches:

@@ -13,11 +13,11 @@ from lightning.pytorch.loggers import CSVLogger
 from lenet_torch.data import MNISTDataModule
 from lenet_torch.module import LitLeNet5
 from parity.config import TrainConfig
-from parity.convert import keras_to_torch
-from parity.data import Splits, make_splits
-from parity.init import starting_weights
-from parity.metrics import EpochMetrics, RunMetrics
-from parity.run import run_metrics, with_run_dir
+from parity.weights.convert import keras_to_torch
+from parity.data.splits import Splits, make_splits
+from parity.weights.init import starting_weights
+from parity.runs.metrics import EpochMetrics, RunMetrics
+from parity.runs.stages import run_metrics, with_run_dir
 
 
 class EpochHistory(Callback):
@@ -80,7 +80,7 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
     splits = splits or make_splits(config)
     data = MNISTDataModule(config, splits, dtype)
     module = LitLeNet5(config.to_dict())
-    # The same initial weights the Keras run draws for this seed (parity.init), not torch's own init,
+    # The same initial weights the Keras run draws for this seed (parity.weights.init), not torch's own init,
     # or the model being fine-tuned.
     module.model.to(dtype)  # before loading: a float64 fine-tune must not start from float32-rounded weights
     module.model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(starting_weights(config)).items()})

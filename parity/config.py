@@ -26,8 +26,8 @@ class TrainConfig:
     val_split: int = 5_000  # images held out of the 60,000 for validation; 0 trains on all, as the seed did
     limit_train: int | None = None  # first N training images, for quick runs
     # What the "best" recipe turns on (see RECIPES).
-    augment: bool = False  # fresh random affine / stroke-width changes every epoch (parity.augment)
-    code_digits: int = 0  # training verification codes whose digits are mixed into MNIST (parity.codes)
+    augment: bool = False  # fresh random affine / stroke-width changes every epoch (parity.data.augment)
+    code_digits: int = 0  # training verification codes whose digits are mixed into MNIST (parity.codes.captchas)
     printed_digits: int = 0  # digits printed in training fonts, mixed in too (parity.codes.printed_digits)
     lr_schedule: str = "constant"  # "constant" or "cosine"
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
+Weights = dict[str, dict[str, np.ndarray]]  # layer name -> {"kernel": ..., "bias": ...}, Keras layout
 LayerKind = Literal["conv", "avgpool", "flatten", "dense"]
 
 
@@ -89,3 +92,18 @@ LENET5 = Spec(
 
 NUM_PARAMS = 61_706  # the figure every build and every metrics.json must show
 assert LENET5.num_params == NUM_PARAMS, LENET5.num_params
+
+
+def kernel_shapes(spec: Spec = LENET5) -> dict[str, tuple[int, ...]]:
+    """Kernel shape per weighted layer in Keras's layout: conv HWIO, dense (in, out)."""
+    shapes, channels = {}, spec.input_shape[2]
+    for layer, out_shape in zip(spec.layers, spec.output_shapes()):
+        if layer.kind == "conv":
+            shapes[layer.name] = (layer.kernel, layer.kernel, channels, layer.units)
+            channels = layer.units
+        elif layer.kind == "flatten":
+            channels = out_shape[0]
+        elif layer.kind == "dense":
+            shapes[layer.name] = (channels, layer.units)
+            channels = layer.units
+    return shapes

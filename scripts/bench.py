@@ -188,7 +188,7 @@ def run_one(args) -> None:
     cli.quiet_frameworks()
     cli.select_accelerator("keras" if args.runner == "keras" else "torch", args.accelerator)
     from parity.config import TrainConfig
-    from parity.data import make_splits
+    from parity.data.splits import make_splits
 
     splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
     if args.runner.startswith("torch_loop"):
@@ -243,7 +243,7 @@ def table(summary: dict) -> str:
 def run_profile(args) -> int:
     cli.quiet_frameworks()
     from parity.config import TrainConfig
-    from parity.data import make_splits
+    from parity.data.splits import make_splits
 
     splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
     result = {name: profile_torch_step(splits, args.batch_size, compiled) for name, compiled in (("eager", False), ("compiled", True))}

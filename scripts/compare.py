@@ -17,8 +17,8 @@ import numpy as np
 
 from parity import cli
 from parity.config import FRAMEWORKS, RECIPES
-from parity.metrics import RunMetrics, side_by_side
-from parity.run import MODEL_FILE, train_in_subprocess
+from parity.runs.metrics import RunMetrics, side_by_side
+from parity.runs.stages import MODEL_FILE, train_in_subprocess
 
 
 def parse_args(argv=None):
@@ -59,9 +59,9 @@ def train_all(args) -> dict[str, list[RunMetrics]]:
 
 def cross_check(args, test_x: np.ndarray, test_y: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
     """Run each framework's seed-0 model in both frameworks; returns (conversion figures, confusion matrices)."""
-    from parity.equivalence import compare_outputs, probabilities_both
-    from parity.report import confusion_matrix
-    from parity.weight_files import read_weights
+    from parity.frameworks.equivalence import compare_outputs, probabilities_both
+    from parity.runs.report import confusion_matrix
+    from parity.weights.reading import read_weights
 
     figures, matrices = {}, {}
     for name in args.frameworks:
@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cli.quiet_frameworks()
     runs = train_all(args)
-    from parity.mnist import load_mnist
-    from parity.preprocess import to_model_input
-    from parity.report import summarize, write_report
+    from parity.data.mnist import load_mnist
+    from parity.data.preprocess import to_model_input
+    from parity.runs.report import summarize, write_report
 
     mnist = load_mnist(args.data_dir)
     conversion, matrices = cross_check(args, to_model_input(mnist.test_images), mnist.test_labels.astype(np.int64))

@@ -87,10 +87,10 @@ def check(path: Path, data_dir: Path | None) -> bool:
     """Run the written file in its own framework (native loader) and, converted, in the other one."""
     import numpy as np
 
-    from parity.equivalence import compare_outputs
-    from parity.mnist import MNISTError, load_mnist
-    from parity.preprocess import to_model_input
-    from parity.weight_files import read_weights
+    from parity.frameworks.equivalence import compare_outputs
+    from parity.data.mnist import MNISTError, load_mnist
+    from parity.data.preprocess import to_model_input
+    from parity.weights.reading import read_weights
 
     try:
         mnist = load_mnist(data_dir)
@@ -105,7 +105,8 @@ def check(path: Path, data_dir: Path | None) -> bool:
 
         torch_out, keras_out = predict_probabilities(model_from_weights(weights), images), own
     else:
-        from lenet_keras.model import build_lenet5, predict_probabilities, set_weights
+        from lenet_keras.checkpoint import set_weights
+        from lenet_keras.model import build_lenet5, predict_probabilities
 
         torch_out, keras_out = own, predict_probabilities(set_weights(build_lenet5(), weights), images)
     diff = compare_outputs(torch_out, keras_out)
@@ -122,10 +123,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cli.quiet_frameworks()
     if args.check or (kind(args.src) == "torch" and kind(args.dst) == "keras"):
-        from parity.frameworks import load_both
+        from parity.frameworks.both import load_both
 
         load_both()  # torch (with _dynamo) before TensorFlow, see parity/frameworks.py
-    from parity.weight_files import WeightFileError, read_weights, write_weights
+    from parity.frameworks.models import write_weights
+    from parity.weights.reading import WeightFileError, read_weights
 
     try:
         weights = read_weights(args.src)

@@ -60,15 +60,15 @@ def plain_digit(path: Path) -> np.ndarray:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cli.quiet_frameworks()
-    from parity.digits import NoDigit, to_mnist
-    from parity.predictor import load_classifier
-    from parity.weight_files import WeightFileError, file_kind
+    from parity.codes.normalize import NoDigit, to_mnist
+    from parity.frameworks.predictor import load_classifier
+    from parity.weights.reading import WeightFileError, file_kind
 
     framework = args.framework or file_kind(args.model)
     if framework == "torch" and file_kind(args.model) == "keras":
         pass  # h5py reads the Keras file: no TensorFlow in this process
     elif framework == "keras" and file_kind(args.model) == "torch":
-        from parity.frameworks import load_both
+        from parity.frameworks.both import load_both
 
         load_both()  # torch reads the checkpoint, Keras runs it
     try:

@@ -75,8 +75,8 @@ def main(argv=None) -> int:
     )
     cli.quiet_frameworks()
     cli.select_accelerator(config.framework, config.accelerator)
-    from parity.mnist import MNISTError
-    from parity.run import train_stages
+    from parity.data.mnist import MNISTError
+    from parity.runs.stages import train_stages
 
     try:
         if config.framework == "torch":

@@ -4,7 +4,7 @@
     python scripts/train_parity.py --out runs/train_parity            # one full epoch (55,000 images)
     python scripts/train_parity.py --limit-train 4000 --out /tmp/tp   # quick
 
-Both frameworks start from the same initial weights (parity.init) and take the same batches in the
+Both frameworks start from the same initial weights (parity.weights.init) and take the same batches in the
 same order (parity.data.epoch_order). Runs, each `scripts/train.py --record-steps` in its own process:
   float64 with SGD and with Adam (Keras's rule in both): per-step losses must agree to <= 1e-10 relative;
   float32 with Adam: rounding differs, and the gap grows chaotically; its curve is reported.
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from parity import cli
-from parity.run import train_in_subprocess
+from parity.runs.stages import train_in_subprocess
 
 TOLERANCE = 1e-10
 CASES = (("float64", "sgd", 0.05), ("float64", "adam", 1e-3), ("float32", "adam", 1e-3))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.frameworks import load_both
+from parity.frameworks.both import load_both
 
 load_both()  # at import time of conftest, i.e. before any test module is collected
 
@@ -28,8 +28,8 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def mnist_test() -> tuple[np.ndarray, np.ndarray]:
     """The 10,000 MNIST test images as model input (float32 (10000, 32, 32), seed preprocessing) and int64 labels."""
-    from parity.mnist import load_mnist
-    from parity.preprocess import to_model_input
+    from parity.data.mnist import load_mnist
+    from parity.data.preprocess import to_model_input
 
     mnist = load_mnist()
     return to_model_input(mnist.test_images), mnist.test_labels.astype(np.int64)
@@ -46,6 +46,6 @@ def seed_h5() -> Path:
 @pytest.fixture(scope="session")
 def trained_weights(seed_h5):
     """The seed model's real trained weights, Keras layout, read with h5py."""
-    from parity.weight_files import read_weights
+    from parity.weights.reading import read_weights
 
     return read_weights(seed_h5)

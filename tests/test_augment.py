@@ -1,4 +1,4 @@
-"""parity.augment: the fused affine + 28->32 resize, its border rule, determinism, and what the transforms do."""
+"""parity.data.augment: the fused affine + 28->32 resize, its border rule, determinism, and what the transforms do."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from parity.augment import (
+from parity.data.augment import (
     IDENTITY,
     STROKE_CHOICES,
     STROKE_NONE,
@@ -23,8 +23,8 @@ from parity.augment import (
     sample_params,
     warp_batch,
 )
-from parity.mnist import load_mnist
-from parity.preprocess import to_model_input
+from parity.data.mnist import load_mnist
+from parity.data.preprocess import to_model_input
 
 SCALE = 32 / 28  # output pixels per source pixel
 

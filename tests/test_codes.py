@@ -1,4 +1,4 @@
-"""parity.codes: seeded captcha codes, ground-truth digit boxes, segmentation and reading."""
+"""parity.codes.captchas: seeded captcha codes, ground-truth digit boxes, segmentation and reading."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import captcha.image as captcha_image
 import numpy as np
 import pytest
 
-from parity import codes
-from parity.digits import NoDigit
+from parity.codes import captchas as codes
+from parity.codes.normalize import NoDigit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_same_seed_same_bytes(test_codes: codes.CodeSet) -> None:
 def test_same_seed_same_bytes_in_another_process(test_codes: codes.CodeSet) -> None:
     script = (
         "import hashlib, numpy as np\n"
-        "from parity import codes\n"
+        "from parity.codes import captchas as codes\n"
         "c = codes.generate_codes(50, codes.TEST_SEED)\n"
         "h = hashlib.sha256()\n"
         "for a in (c.images, c.codes, c.boxes): h.update(np.ascontiguousarray(a).tobytes())\n"
@@ -164,7 +164,7 @@ def test_unseen_style_digits() -> None:
     assert len({im.shape for im in images}) > 20  # sizes vary
     other, _ = codes.unseen_style_digits(40, 4)
     assert not all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(images, other))
-    from parity.digits import to_mnist
+    from parity.codes.normalize import to_mnist
 
     ok = 0
     for image in images:

@@ -1,7 +1,7 @@
 """The parity suite's core: the same weights give the same model in torch and in Keras.
 
 Modelled on Hugging Face's PT<->TF equivalence tests: weights are made in one framework (random and
-trained), carried to the other by parity.convert, and both run on all 10,000 MNIST test images; softmax
+trained), carried to the other by parity.weights.convert, and both run on all 10,000 MNIST test images; softmax
 outputs must agree to 1e-5 and every argmax must match. layer_diffs names the first layer that drifts,
 and negative controls (no flatten permutation, kh/kw-swapped conv kernels) prove a layout mistake fails.
 """
@@ -16,18 +16,21 @@ import numpy as np
 import pytest
 import torch
 
-import parity.convert as convert
-from lenet_keras.model import build_lenet5, get_weights, set_weights
+import parity.weights.convert as convert
+from lenet_keras.checkpoint import get_weights, set_weights
+from lenet_keras.model import build_lenet5
 from lenet_keras.model import predict_probabilities as keras_predict
 from lenet_torch.checkpoint import model_from_weights, save_checkpoint
 from lenet_torch.model import LeNet5
 from lenet_torch.model import predict_probabilities as torch_predict
 from lenet_torch.module import LitLeNet5
-from parity.convert import keras_to_torch, torch_to_keras
-from parity.equivalence import compare_outputs, layer_diffs
-from parity.init import initial_weights, kernel_shapes
+from parity.weights.convert import keras_to_torch, torch_to_keras
+from parity.frameworks.equivalence import compare_outputs, layer_diffs
+from parity.spec import kernel_shapes
+from parity.weights.init import initial_weights
 from parity.spec import LENET5, NUM_PARAMS
-from parity.weight_files import WeightFileError, read_weights, write_weights
+from parity.frameworks.models import write_weights
+from parity.weights.reading import WeightFileError, read_weights
 
 TOLERANCE = 1e-5  # max |softmax difference| (and per-layer activation difference) allowed between frameworks
 LAYER_DIFF_IMAGES = 2_000  # layer_diffs keeps every activation of both frameworks in memory
@@ -86,8 +89,8 @@ def images(mnist_test) -> np.ndarray:
 @pytest.fixture(scope="module")
 def torch_trained_model() -> LeNet5:
     """A LeNet5 briefly trained in torch (two epochs on 10,000 images): trained weights born in torch."""
-    from parity.mnist import load_mnist
-    from parity.preprocess import to_model_input
+    from parity.data.mnist import load_mnist
+    from parity.data.preprocess import to_model_input
 
     mnist = load_mnist()
     x = torch.from_numpy(to_model_input(mnist.train_images[:10_000]))[:, None]

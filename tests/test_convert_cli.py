@@ -11,8 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from parity.init import initial_weights, kernel_shapes
-from parity.weight_files import read_weights
+from parity.spec import kernel_shapes
+from parity.weights.init import initial_weights
+from parity.weights.reading import read_weights
 
 SCRIPT = "scripts/convert.py"
 
@@ -75,7 +76,7 @@ def test_h5_ckpt_keras_h5_chain(repo_root, seed_h5, trained_weights, tmp_path):
 
 def test_no_tensorflow_in_process(repo_root, tmp_path):
     """The CLI's main() itself, in a fresh interpreter: Keras -> torch conversion leaves TensorFlow unloaded."""
-    from parity.weight_files import write_weights
+    from parity.frameworks.models import write_weights
 
     source = write_weights(initial_weights(5), tmp_path / "random.h5")  # a Keras 3 legacy .h5, written here
     code = (
@@ -92,7 +93,7 @@ def test_no_tensorflow_in_process(repo_root, tmp_path):
 
 def test_torch_to_torch_and_keras_to_keras(convert_main, tmp_path, capsys):
     weights = initial_weights(3)
-    from parity.weight_files import write_weights
+    from parity.frameworks.models import write_weights
 
     write_weights(weights, tmp_path / "a.pt")
     assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "b.ckpt")]) == 0

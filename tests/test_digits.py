@@ -1,4 +1,4 @@
-"""parity.digits: any digit image -> MNIST-style 28x28."""
+"""parity.codes.normalize: any digit image -> MNIST-style 28x28."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from parity import digits
-from parity.digits import NoDigit, center_of_mass, label_components, load_image, to_mnist, to_mnist_batch
+from parity.codes import normalize as digits
+from parity.codes.normalize import NoDigit, center_of_mass, label_components, load_image, to_mnist, to_mnist_batch
 
 MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "I;16", "I", "F"]
 

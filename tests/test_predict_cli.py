@@ -1,4 +1,4 @@
-"""scripts/predict.py and scripts/captcha.py, on every model format, in both frameworks."""
+"""scripts/predict.py and scripts/codes.py, on every model format, in both frameworks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parity.mnist import load_mnist
+from parity.data.mnist import load_mnist
 
 
 def run(repo_root, script, *args, timeout=600):
@@ -20,7 +20,8 @@ def run(repo_root, script, *args, timeout=600):
 @pytest.fixture(scope="module")
 def model_files(seed_h5, tmp_path_factory):
     """The seed's trained weights as .h5 (the original), .keras and .ckpt."""
-    from parity.weight_files import read_weights, write_weights
+    from parity.frameworks.models import write_weights
+    from parity.weights.reading import read_weights
 
     folder = tmp_path_factory.mktemp("models")
     weights = read_weights(seed_h5)
@@ -93,7 +94,7 @@ def test_predict_errors(repo_root, tmp_path, digit_images):
 def test_captcha_generate_is_reproducible(repo_root, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
-        done = run(repo_root, "captcha.py", "generate", "--n", "4", "--seed", "11", "--out", str(out))
+        done = run(repo_root, "codes.py", "generate", "--n", "4", "--seed", "11", "--out", str(out))
         assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in first.iterdir())
     assert len(names) == 4 and all(len(n.split("-")[1].removesuffix(".png")) == 4 for n in names)
@@ -104,16 +105,16 @@ def test_captcha_generate_is_reproducible(repo_root, tmp_path):
 
 
 def test_captcha_eval_and_solve(repo_root, seed_h5, tmp_path):
-    done = run(repo_root, "captcha.py", "eval", "--model", str(seed_h5), "--framework", "torch", "--n", "40", "--unseen", "40")
+    done = run(repo_root, "codes.py", "eval", "--model", str(seed_h5), "--framework", "torch", "--n", "40", "--unseen", "40")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["codes"] == 40 and result["unseen_digits"] == 40
     # The seed model, MNIST-only, with the MNIST-style normaliser: clearly better than chance, far from good.
     assert 0.4 < result["digit_accuracy"] < 0.95 and result["code_accuracy"] <= result["digit_accuracy"]
     assert 0.5 < result["unseen_digit_accuracy"]
-    run(repo_root, "captcha.py", "generate", "--n", "3", "--out", str(tmp_path))
+    run(repo_root, "codes.py", "generate", "--n", "3", "--out", str(tmp_path))
     images = sorted(str(p) for p in tmp_path.glob("*.png"))
-    done = run(repo_root, "captcha.py", "solve", "--model", str(seed_h5), *images)
+    done = run(repo_root, "codes.py", "solve", "--model", str(seed_h5), *images)
     assert done.returncode == 0, done.stderr[-3000:]
     codes = [json.loads(line)["code"] for line in done.stdout.strip().splitlines()]
     assert len(codes) == 3 and all(len(c) == 4 and c.isdigit() for c in codes)

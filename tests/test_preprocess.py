@@ -1,4 +1,4 @@
-"""parity.preprocess: the NumPy 28->32 bilinear resize is the seed's `tf.image.resize` and torch's `interpolate`."""
+"""parity.data.preprocess: the NumPy 28->32 bilinear resize is the seed's `tf.image.resize` and torch's `interpolate`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
-from parity.mnist import load_mnist
-from parity.preprocess import bilinear_matrix, channels_first, channels_last, resize_bilinear, to_model_input
+from parity.data.mnist import load_mnist
+from parity.data.preprocess import bilinear_matrix, channels_first, channels_last, resize_bilinear, to_model_input
 
 TOLERANCE = 1e-5
 

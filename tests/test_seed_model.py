@@ -15,11 +15,12 @@ import keras
 import numpy as np
 import pytest
 
-from lenet_keras.model import build_lenet5, set_weights
+from lenet_keras.checkpoint import set_weights
+from lenet_keras.model import build_lenet5
 from lenet_keras.model import predict_probabilities as keras_predict
 from lenet_torch.checkpoint import load_model
 from lenet_torch.model import predict_probabilities as torch_predict
-from parity.equivalence import compare_outputs
+from parity.frameworks.equivalence import compare_outputs
 from parity.spec import LENET5, NUM_PARAMS
 
 SEED_SHA256 = "ef87af28034ba34b5e7d1b38acfaa210f1f440da28e07135306bbcbc0ec85dde"
@@ -61,7 +62,7 @@ def test_read_without_tensorflow(seed_h5, repo_root):
     """read_weights (h5py) and lenet_torch's load_model take the seed into torch with no TensorFlow/Keras."""
     code = (
         "import sys\n"
-        "from parity.weight_files import read_weights\n"
+        "from parity.weights.reading import read_weights\n"
         f"weights = read_weights({str(seed_h5)!r})\n"
         "assert not {'tensorflow', 'keras', 'torch'} & set(sys.modules), 'read_weights imported a framework'\n"
         "from lenet_torch.checkpoint import load_model\n"
@@ -107,7 +108,7 @@ def test_torch_and_keras_agree(torch_out, keras_out, trained_weights, mnist_test
 def test_preprocessing_matters(seed_h5, mnist_test):
     """Zero-padding 28 -> 32 instead of the seed's resize gives the README's lower figure: the
     accuracy test above really pins the preprocessing down."""
-    from parity.mnist import load_mnist
+    from parity.data.mnist import load_mnist
 
     padded = np.pad(load_mnist().test_images.astype(np.float32) / 255.0, ((0, 0), (2, 2), (2, 2)))
     assert accuracy(torch_predict(load_model(seed_h5), padded), mnist_test[1]) == pytest.approx(SEED_ACCURACY_ZERO_PAD, abs=5e-5)

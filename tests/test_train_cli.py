@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from parity.config import finetune_config, recipe_config
-from parity.metrics import RunMetrics
+from parity.runs.metrics import RunMetrics
 from parity.spec import NUM_PARAMS
 
 TRAIN = ["scripts/train.py"]
@@ -82,7 +82,7 @@ def test_saved_model_scores_all_test_images(short_run, mnist_test):
     """The saved model, reloaded, scores exactly the test accuracy metrics.json reports: all 10,000
     images counted, the last partial batch (10,000 = 33 x 300 + 100) included."""
     framework, out, _ = short_run
-    from parity.weight_files import read_weights
+    from parity.weights.reading import read_weights
 
     x, y = mnist_test
     if framework == "torch":

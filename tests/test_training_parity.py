@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from parity.data import epoch_order
-from parity.init import initial_weights
-from parity.run import MODEL_FILE
+from parity.data.splits import epoch_order
+from parity.weights.init import initial_weights
+from parity.runs.stages import MODEL_FILE
 
 
 def test_epoch_order_is_a_seeded_permutation():

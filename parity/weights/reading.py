@@ -22,9 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from parity.convert import keras_to_torch, torch_to_keras
-from parity.init import Weights
-from parity.spec import LENET5, Spec
+from parity.weights.convert import torch_to_keras
+from parity.spec import LENET5, Spec, Weights
 
 KERAS_SUFFIXES = (".keras", ".h5")
 TORCH_SUFFIXES = (".ckpt", ".pt", ".pth")
@@ -100,27 +99,9 @@ def read_weights(path: str | Path, spec: Spec = LENET5) -> Weights:
 
 
 def check_shapes(weights: Weights, spec: Spec = LENET5) -> None:
-    from parity.init import kernel_shapes
+    from parity.spec import kernel_shapes
 
     for name, shape in kernel_shapes(spec).items():
         kernel, bias = weights[name]["kernel"], weights[name]["bias"]
         if kernel.shape != shape or bias.shape != (shape[-1],):
             raise WeightFileError(f"layer {name}: kernel {kernel.shape}, bias {bias.shape}; LeNet-5 needs {shape}, ({shape[-1]},)")
-
-
-def write_weights(weights: Weights, path: str | Path, config: dict | None = None) -> Path:
-    """Write weights (Keras layout) to a file whose suffix picks the format; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if file_kind(path) == "torch":
-        import torch
-
-        from lenet_torch.checkpoint import save_checkpoint
-
-        state = {k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()}
-        save_checkpoint(state, path, config)
-    else:
-        from lenet_keras.model import build_lenet5, set_weights
-
-        set_weights(build_lenet5(), weights).save(path)
-    return path

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.config import TrainConfig
-from parity.mnist import load_mnist
-from parity.preprocess import to_model_input
+from parity.data.mnist import load_mnist
+from parity.data.preprocess import to_model_input
 
 
 @dataclass
@@ -37,12 +37,12 @@ def make_splits(config: TrainConfig) -> Splits:
     val_start = len(labels) - config.val_split
     train_raw, train_y = mnist.train_images[:n_train], labels[:n_train]
     if config.code_digits:  # digits cut from generated verification codes, mixed in (the "best" recipe)
-        from parity.codes import training_digits
+        from parity.codes.captchas import training_digits
 
         code_images, code_labels = training_digits(config.code_digits)
         train_raw, train_y = np.concatenate([train_raw, code_images]), np.concatenate([train_y, code_labels])
     if config.printed_digits:
-        from parity.codes import printed_digits
+        from parity.codes.captchas import printed_digits
 
         printed_images, printed_labels = printed_digits(config.printed_digits)
         train_raw, train_y = np.concatenate([train_raw, printed_images]), np.concatenate([train_y, printed_labels])
@@ -62,7 +62,7 @@ def epoch_images(splits: Splits, config: TrainConfig, epoch: int) -> np.ndarray:
     recipe augments, the same preprocessed images otherwise. Both frameworks call this."""
     if not config.augment:
         return splits.train_x
-    from parity.augment import augmented_epoch
+    from parity.data.augment import augmented_epoch
 
     return augmented_epoch(splits.train_raw, config.seed, epoch)
 

@@ -23,29 +23,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import captcha
+import captcha.image as captcha_image
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from parity import digits
+from parity.codes import normalize as digits
 from parity.files import atomic_write
 
 
-def _import_captcha():
-    """The `captcha` package. `python scripts/<any>.py` puts scripts/ first on sys.path, and the CLI
-    scripts/captcha.py would shadow the package there, so that one folder is left out of the search."""
-    import importlib
-    import sys
-
-    scripts = Path(__file__).resolve().parents[1] / "scripts"
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != scripts]
-    try:
-        return importlib.import_module("captcha"), importlib.import_module("captcha.image")
-    finally:
-        sys.path[:] = saved
-
-
-captcha, captcha_image = _import_captcha()
 
 __all__ = [
     "CodeSet",
@@ -66,7 +52,7 @@ __all__ = [
 
 TRAIN_SEED_BASE = 1_000
 TEST_SEED = 7
-DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "data" / "codes"
+DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "data" / "codes"
 CAPTCHA_VERSION = getattr(captcha, "__version__", "0.7")
 INK_SHARE = 0.5  # a pasted character's pixel is ink where its mask is at least this share of its body's
 

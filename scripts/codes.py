@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Verification codes: make a seeded set, score a model on it, read code images, draw a picture.
 
-    python scripts/captcha.py generate --n 20 --out runs/codes
-    python scripts/captcha.py eval --model runs/best-torch/model.ckpt --n 1000
-    python scripts/captcha.py solve --model runs/best-keras/model.keras runs/codes/*.png
-    python scripts/captcha.py picture --model runs/best-torch/model.ckpt --out runs/picture.png
+    python scripts/codes.py generate --n 20 --out runs/codes
+    python scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000
+    python scripts/codes.py solve --model runs/best-keras/model.keras runs/codes/*.png
+    python scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/picture.png
 
 Codes are 4-digit images drawn by the `captcha` package (160x60 unless --width/--height), seeded so a
 seed always gives the same images; the test seed (7) is disjoint from the training seeds. `eval`
@@ -57,12 +57,12 @@ def parse_args(argv=None):
 
 
 def classifier(args, framework: str | None = None):
-    from parity.predictor import load_classifier
-    from parity.weight_files import WeightFileError, file_kind
+    from parity.frameworks.predictor import load_classifier
+    from parity.weights.reading import WeightFileError, file_kind
 
     framework = framework or args.framework or file_kind(args.model)
     if framework == "keras" and file_kind(args.model) == "torch":
-        from parity.frameworks import load_both
+        from parity.frameworks.both import load_both
 
         load_both()
     try:
@@ -74,7 +74,7 @@ def classifier(args, framework: str | None = None):
 def cmd_generate(args) -> dict:
     from PIL import Image
 
-    from parity.codes import generate_codes
+    from parity.codes.captchas import generate_codes
 
     codes = generate_codes(args.n, args.seed, width=args.width, height=args.height)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -85,8 +85,8 @@ def cmd_generate(args) -> dict:
 
 def read_codes(images, classify, n_digits: int = 4) -> list[str | None]:
     """Like parity.codes.read_code for many images, with one classifier call for all their digits."""
-    from parity.codes import segment_code
-    from parity.digits import NoDigit, to_mnist_batch
+    from parity.codes.captchas import segment_code
+    from parity.codes.normalize import NoDigit, to_mnist_batch
 
     crops: list[np.ndarray | None] = []
     for image in images:
@@ -100,8 +100,8 @@ def read_codes(images, classify, n_digits: int = 4) -> list[str | None]:
 
 
 def cmd_eval(args) -> dict:
-    from parity.codes import load_or_generate, unseen_style_digits
-    from parity.digits import to_mnist_batch
+    from parity.codes.captchas import load_or_generate, unseen_style_digits
+    from parity.codes.normalize import to_mnist_batch
 
     classify, framework = classifier(args)
     codes = load_or_generate(args.n, args.seed, width=args.width, height=args.height)
@@ -135,12 +135,12 @@ def cmd_solve(args) -> None:
 
 
 def cmd_picture(args) -> dict:
-    from parity.frameworks import load_both
-    from parity.report import plot_digit_grid
+    from parity.frameworks.both import load_both
+    from parity.runs.report import plot_digit_grid
 
     load_both()
-    from parity.codes import TEST_SEED, _box_crop, load_or_generate, unseen_style_digits
-    from parity.digits import to_mnist_batch
+    from parity.codes.captchas import TEST_SEED, _box_crop, load_or_generate, unseen_style_digits
+    from parity.codes.normalize import to_mnist_batch
 
     codes = load_or_generate(args.n, TEST_SEED)
     crops = [_box_crop(image, box) for image, boxes in zip(codes.images, codes.boxes) for box in boxes]

@@ -1,7 +1,7 @@
 """A trained LeNet-5 from any model file, run in either framework, as one NumPy function.
 
 `load_classifier(path, framework)` -> classify(uint8 (k, 28, 28) MNIST-style digits) -> (k, 10)
-probabilities. Weights are read as raw arrays (parity.weight_files) and converted where the file's
+probabilities. Weights are read as raw arrays (parity.weights.reading) and converted where the file's
 framework is not the one asked for, so a Keras .h5 runs in torch without TensorFlow.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.preprocess import to_model_input
-from parity.weight_files import file_kind, read_weights
+from parity.data.preprocess import to_model_input
+from parity.weights.reading import file_kind, read_weights
 
 Classifier = Callable[[np.ndarray], np.ndarray]
 
@@ -28,7 +28,8 @@ def load_classifier(path: str | Path, framework: str | None = None) -> Classifie
 
         model = model_from_weights(weights)
     elif framework == "keras":
-        from lenet_keras.model import build_lenet5, predict_probabilities, set_weights
+        from lenet_keras.checkpoint import set_weights
+        from lenet_keras.model import build_lenet5, predict_probabilities
 
         model = set_weights(build_lenet5(), weights)
     else:

@@ -1,6 +1,6 @@
 """Weight conversion between Keras's and torch's layouts: one explicit table, NumPy only.
 
-Weights travel as `parity.init.Weights` ({layer: {"kernel", "bias"}} in Keras's layout); torch's
+Weights travel as `parity.weights.init.Weights` ({layer: {"kernel", "bias"}} in Keras's layout); torch's
 side is a state_dict of `LeNet5` (keys `layers.<layer>.weight` / `.bias`).
 
 | layer kind                 | Keras kernel         | torch weight          | Keras -> torch                       |
@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.init import Weights
-from parity.spec import LENET5, Spec
+from parity.spec import LENET5, Spec, Weights
 
 CONV_KERAS_TO_TORCH = (3, 2, 0, 1)  # HWIO -> OIHW
 CONV_TORCH_TO_KERAS = (2, 3, 1, 0)  # OIHW -> HWIO

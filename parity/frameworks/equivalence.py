@@ -1,6 +1,6 @@
 """Are the two builds the same model? Output and layer-by-layer comparisons of torch vs Keras.
 
-Needs both frameworks in one process (see parity.frameworks).
+Needs both frameworks in one process (see parity.frameworks.both).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parity.convert import nhwc_to_nchw
-from parity.frameworks import load_both
-from parity.init import Weights
+from parity.weights.convert import nhwc_to_nchw
+from parity.frameworks.both import load_both
+from parity.spec import Weights
 
 
 @dataclass
@@ -32,7 +32,8 @@ def compare_outputs(a: np.ndarray, b: np.ndarray) -> OutputDiff:
 def probabilities_both(weights: Weights, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Softmax outputs of the same weights run in torch and in Keras, on (N, 32, 32) images."""
     load_both()
-    from lenet_keras.model import build_lenet5, set_weights
+    from lenet_keras.checkpoint import set_weights
+    from lenet_keras.model import build_lenet5
     from lenet_keras.model import predict_probabilities as keras_predict
     from lenet_torch.checkpoint import model_from_weights
     from lenet_torch.model import predict_probabilities as torch_predict
@@ -45,7 +46,8 @@ def probabilities_both(weights: Weights, images: np.ndarray) -> tuple[np.ndarray
 def layer_diffs(weights: Weights, images: np.ndarray) -> dict[str, float]:
     """Max abs difference of every layer's output (Keras's NHWC brought to NCHW), so a failure names the layer."""
     torch, _ = load_both()
-    from lenet_keras.model import build_lenet5, layer_outputs_model, set_weights
+    from lenet_keras.checkpoint import set_weights
+    from lenet_keras.model import build_lenet5, layer_outputs_model
     from lenet_torch.checkpoint import model_from_weights
 
     with torch.no_grad():

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from parity.config import TrainConfig, finetune_config
-from parity.metrics import EpochMetrics, RunMetrics, median_epoch_seconds
+from parity.runs.metrics import EpochMetrics, RunMetrics, median_epoch_seconds
 from parity.spec import NUM_PARAMS
 
 RUNS_DIR = Path("runs")
@@ -71,7 +71,7 @@ def train_stages(config: TrainConfig, train: Callable[[TrainConfig], RunMetrics]
     return [first, train(finetune_config(config, pretrained / MODEL_FILE[config.framework]))]
 
 
-TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
 
 
 def train_in_subprocess(framework: str, out: Path, flags: list[str]) -> RunMetrics:

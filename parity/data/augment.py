@@ -2,7 +2,7 @@
 
 Each image gets a random affine map about its centre (rotation, isotropic scale, x-shear, translation)
 and, sometimes, a thicker or thinner stroke (a grey-level max or min filter). The affine map is fused with
-the 28 -> 32 resize of `parity.preprocess`: every output pixel is mapped straight to the 28x28 source and
+the 28 -> 32 resize of `parity.data.preprocess`: every output pixel is mapped straight to the 28x28 source and
 read there with one bilinear interpolation, instead of warping and then resizing (two blurs).
 
 Geometry (x = column, y = row, both in source pixels, pixel centres at integers, image centre c):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.metrics import RunMetrics
+from parity.runs.metrics import RunMetrics
 
 COLORS = {"torch": "tab:red", "keras": "tab:blue"}
 

@@ -1,8 +1,17 @@
-"""MNIST for Keras `fit`, in the batch order the Lightning run uses (parity.data.epoch_order).
+"""MNIST for Keras `fit`: `parity.data.batches.EpochBatcher`'s batches, the ones the Lightning run takes.
 
-With the TensorFlow backend: a tf.data pipeline that gathers each batch from resident tensors and
-prefetches. With other backends (JAX on a GPU machine without TensorFlow), and for augmented
-recipes (fresh images every epoch, from parity.data.epoch_images): a `keras.utils.PyDataset`.
+`SetEpoch` tells the batcher the epoch at each epoch's start, as Lightning's callback does. Two ways to
+feed `fit`:
+- `BatcherDataset`, a `keras.utils.PyDataset` handing out the batcher's batches: any backend (JAX on a
+  GPU machine without TensorFlow), and augmented recipes (fresh images every epoch).
+- With TensorFlow and fixed images, a tf.data pipeline that gathers each batch in-graph from resident
+  tensors and prefetches: the faster path. It prefetches across epoch boundaries, before any callback
+  could tell it the epoch, so it takes every epoch's order up front from the batcher's `epoch_order`.
+
+Keras's `fit` looks at a batch before epoch 0 (and wraps that look in extra PyDataset.on_epoch_begin/end
+calls, differently on TensorFlow and JAX). Counting those calls put the Keras augmented run one epoch
+ahead of Lightning's once; the batcher ignores them: a new batcher is at epoch 0 and only `set_epoch`
+moves it.
 """
 
 from __future__ import annotations
@@ -10,57 +19,45 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from parity.config import TrainConfig
-from parity.data.splits import Splits, epoch_images, epoch_order, num_batches
-from parity.data.preprocess import channels_last
+from parity.data.batches import EpochBatcher, epoch_order
 
 
-class OrderedBatches(keras.utils.PyDataset):
-    """Backend-neutral: batch i of the current epoch, in the shared order."""
+class BatcherDataset(keras.utils.PyDataset):
+    """Backend-neutral: batch i of the batcher's current epoch, channels last."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, images_for_epoch=None):
+    def __init__(self, batcher: EpochBatcher):
         super().__init__()
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.images_for_epoch = images_for_epoch  # epoch -> that epoch's (augmented) images, NHWC
-        self.set_epoch(0)  # also what Keras's look at the first batch, before any epoch, sees
+        self.batcher = batcher
 
     def __len__(self) -> int:
-        return num_batches(len(self.y), self.batch_size)
+        return len(self.batcher)
 
     def __getitem__(self, i: int):
-        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
-        return self.x[idx], self.y[idx]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.order = epoch_order(self.seed, epoch, len(self.y))
-        if self.images_for_epoch is not None:
-            self.x = self.images_for_epoch(epoch)
-
-    def epoch_callback(self) -> keras.callbacks.Callback:
-        """Tells this dataset which epoch fit() is in. Counting PyDataset.on_epoch_begin/end calls is not
-        enough: fit() wraps its first look at a batch in extra calls (TensorFlow and JAX differently),
-        which put Keras's augmentation one epoch ahead of Lightning's until this was fixed."""
-        dataset = self
-
-        class FollowEpochs(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                dataset.set_epoch(epoch)
-
-        return FollowEpochs()
+        x, y = self.batcher.batch(i)
+        return x[..., None], y
 
 
-def train_data(splits: Splits, config: TrainConfig):
-    """Something `model.fit` iterates, one epoch per pass, in the shared order (and augmentation)."""
-    x, y, batch_size, seed = channels_last(splits.train_x), splits.train_y, config.batch_size, config.seed
-    if config.augment:
-        return OrderedBatches(x, y, batch_size, seed, lambda epoch: channels_last(epoch_images(splits, config, epoch)))
-    if keras.backend.backend() != "tensorflow":
-        return OrderedBatches(x, y, batch_size, seed)
+class SetEpoch(keras.callbacks.Callback):
+    """Tells the training batcher each epoch as it begins: the one way it learns the epoch (the Lightning
+    run: lenet_torch.data.SetEpoch)."""
+
+    def __init__(self, batcher: EpochBatcher):
+        super().__init__()
+        self.batcher = batcher
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batcher.set_epoch(epoch)
+
+
+def train_data(batcher: EpochBatcher, epochs: int):
+    """Something `model.fit` iterates, `len(batcher)` steps per epoch, in the batcher's batches."""
+    if batcher.augments or keras.backend.backend() != "tensorflow":
+        return BatcherDataset(batcher)
     import tensorflow as tf
 
-    orders = np.stack([epoch_order(seed, epoch, len(y)) for epoch in range(config.epochs)])
-    images, labels = tf.constant(x), tf.constant(y)
+    n, batch_size = len(batcher.labels), batcher.batch_size
+    orders = np.stack([epoch_order(batcher.seed, epoch, n) for epoch in range(epochs)])
+    images, labels = tf.constant(batcher.images[..., None]), tf.constant(batcher.labels)
     return (
         tf.data.Dataset.from_tensor_slices(orders)
         .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))

@@ -7,10 +7,11 @@ from contextlib import contextmanager
 
 import keras
 
-from lenet_keras.data import OrderedBatches, train_data
+from lenet_keras.data import SetEpoch, train_data
 from lenet_keras.checkpoint import model_from_weights
 from parity.config import TrainConfig, learning_rate
-from parity.data.splits import Splits, make_splits, num_batches
+from parity.data.batches import EpochBatcher
+from parity.data.splits import Splits, make_splits
 from parity.weights.init import starting_weights
 from parity.runs.metrics import EpochMetrics, RunMetrics
 from parity.data.preprocess import channels_last
@@ -117,14 +118,13 @@ def _train(config: TrainConfig, splits: Splits | None) -> RunMetrics:
     if config.lr_schedule != "constant":
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
     validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
-    data = train_data(splits, config)
-    if isinstance(data, OrderedBatches):
-        callbacks.append(data.epoch_callback())
+    batcher = EpochBatcher.training(splits, config)
+    callbacks.insert(0, SetEpoch(batcher))
     start = time.perf_counter()
     model.fit(
-        data,
+        train_data(batcher, config.epochs),
         epochs=config.epochs,
-        steps_per_epoch=num_batches(len(splits.train_y), config.batch_size),
+        steps_per_epoch=len(batcher),
         validation_data=validation,
         validation_batch_size=config.batch_size,
         shuffle=False,  # the data already come in the shared epoch order

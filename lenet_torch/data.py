@@ -1,93 +1,98 @@
-"""MNIST for Lightning: whole tensors in memory, indexed a batch at a time.
+"""MNIST for Lightning: `parity.data.batches.EpochBatcher`'s batches, sliced from resident tensors.
 
-A `Dataset.__getitem__` + collate per image costs more than LeNet-5's arithmetic on it, so batches
-are sliced from resident tensors instead (on the GPU when training there). The batch order is
-`parity.data.epoch_order` and augmented images come from `parity.data.epoch_images`: the same
-ones the Keras run sees.
+A `Dataset.__getitem__` + collate per image costs more than LeNet-5's arithmetic on it, so each epoch's
+images become one tensor (channels_last, on the training device, in the run's dtype) once, and batches
+are index slices of it. Which images, in which order, cut where, is the batcher's: the same batches the
+Keras run takes (lenet_keras/data.py). `SetEpoch` tells the batcher the epoch, as Keras's callback does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from parity.config import TrainConfig
-from parity.data.splits import Splits, epoch_images, epoch_order, make_splits, num_batches
+from parity.data.batches import EpochBatcher
 from parity.data.preprocess import channels_first
+from parity.data.splits import Splits
 
 
-class InMemoryBatches:
-    """An iterable of (images, labels) batches over resident tensors; keeps the last partial batch.
+def to_tensor(images: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """float32 (N, H, W) -> (N, 1, H, W) in channels_last (oneDNN's fast layout on CPU; for 1 channel it is
+    the same memory as NCHW, so float32 on the CPU shares the NumPy array's memory)."""
+    return torch.from_numpy(channels_first(images)).to(dtype).contiguous(memory_format=torch.channels_last).to(device)
 
-    seed=None: in order (evaluation). Otherwise shuffled by `epoch_order(seed, current_epoch())`, and,
-    given `images_for_epoch`, the images are replaced by that epoch's (augmented) ones first.
-    """
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
-        seed: int | None = None,
-        images_for_epoch: Callable[[int], torch.Tensor] | None = None,
-    ):
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.images_for_epoch = images_for_epoch
-        self.current_epoch: Callable[[], int] = lambda: 0  # MNISTDataModule points this at the trainer's epoch
+class ResidentBatches:
+    """An iterable of (images, labels) batches of an `EpochBatcher`, sliced from tensors on `device`."""
+
+    def __init__(self, batcher: EpochBatcher, dtype: torch.dtype, device: torch.device):
+        self.batcher, self.dtype, self.device = batcher, dtype, device
+        self.y = torch.from_numpy(batcher.labels).to(device)
+        self._x: torch.Tensor | None = None
+        self._x_epoch: int | None = None  # the epoch whose images self._x holds (augmented batchers)
 
     def __len__(self) -> int:
-        return num_batches(len(self.y), self.batch_size)
+        return len(self.batcher)
 
-    def to(self, device: torch.device) -> "InMemoryBatches":
-        self.x, self.y = self.x.to(device), self.y.to(device)
-        return self
+    def images(self) -> torch.Tensor:
+        """The batcher's images of its current epoch as a resident tensor, converted once per change."""
+        epoch = self.batcher.epoch if self.batcher.augments else None
+        if self._x is None or epoch != self._x_epoch:
+            self._x = None  # frees the previous epoch's tensor before the next one is made
+            self._x = to_tensor(self.batcher.images, self.dtype, self.device)
+            self._x_epoch = epoch
+        return self._x
 
     def __iter__(self):
-        n = len(self.y)
-        if self.seed is None:  # evaluation: in order, contiguous slices, no copy
-            for start in range(0, n, self.batch_size):
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            return
-        epoch = self.current_epoch()
-        if self.images_for_epoch is not None:
-            self.x = self.images_for_epoch(epoch).to(self.y.device)
-        order = torch.from_numpy(epoch_order(self.seed, epoch, n)).to(self.x.device)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            yield self.x[idx], self.y[idx]
+        # A generator: its body runs at the first next(), after this epoch's SetEpoch (Lightning calls iter()
+        # on the first epoch's loader before on_train_epoch_start).
+        batcher = self.batcher
+        x, y = self.images(), self.y
+        order = None if batcher.order is None else torch.from_numpy(batcher.order).to(self.device)
+        for i in range(len(batcher)):
+            span = batcher.span(i)
+            idx = span if order is None else order[span]  # in order: contiguous slices, no copy
+            yield x[idx], y[idx]
+
+
+class SetEpoch(Callback):
+    """Tells the training batcher each epoch as it starts: the one way it learns the epoch (the Keras run:
+    lenet_keras.data.SetEpoch)."""
+
+    def __init__(self, batcher: EpochBatcher):
+        self.batcher = batcher
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.batcher.set_epoch(trainer.current_epoch)
 
 
 class MNISTDataModule(L.LightningDataModule):
-    def __init__(self, config: TrainConfig, splits: Splits | None = None, dtype: torch.dtype = torch.float32):
-        super().__init__()
-        self.config, self.dtype = config, dtype
-        self.splits = splits
-        self.train_batches = self.val_batches = self.test_batches = None
+    """Training batches from `batcher` (pass `SetEpoch(datamodule.batcher)` to the Trainer); validation and
+    test batches in order. Tensors are made in `setup`, on the trainer's device."""
 
-    def _tensor(self, images: np.ndarray) -> torch.Tensor:
-        # channels_last: oneDNN's fast layout on CPU (for 1 channel it is the same memory as NCHW)
-        return torch.from_numpy(channels_first(images)).to(self.dtype).contiguous(memory_format=torch.channels_last)
+    def __init__(self, config: TrainConfig, splits: Splits, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.config, self.splits, self.dtype = config, splits, dtype
+        self.batcher = EpochBatcher.training(splits, config)
+        self.train_batches = self.val_batches = self.test_batches = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_batches is not None:
             return
-        splits = self.splits = self.splits or make_splits(self.config)
+        splits, batch_size = self.splits, self.config.batch_size
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
-        def batches(x: np.ndarray, y: np.ndarray, seed: int | None, per_epoch=None) -> InMemoryBatches:
-            return InMemoryBatches(self._tensor(x), torch.from_numpy(y), self.config.batch_size, seed, per_epoch).to(device)
+        def in_order(x: np.ndarray, y: np.ndarray) -> ResidentBatches:
+            return ResidentBatches(EpochBatcher(y, batch_size, images=x), self.dtype, device)
 
-        per_epoch = (lambda epoch: self._tensor(epoch_images(splits, self.config, epoch))) if self.config.augment else None
-        self.train_batches = batches(splits.train_x, splits.train_y, self.config.seed, per_epoch)
-        self.val_batches = batches(splits.val_x, splits.val_y, None) if len(splits.val_y) else None
-        self.test_batches = batches(splits.test_x, splits.test_y, None)
+        self.train_batches = ResidentBatches(self.batcher, self.dtype, device)
+        self.val_batches = in_order(splits.val_x, splits.val_y) if len(splits.val_y) else None
+        self.test_batches = in_order(splits.test_x, splits.test_y)
 
     def train_dataloader(self):
-        if self.trainer is not None:  # Lightning asks for the loader once; the order follows each epoch
-            self.train_batches.current_epoch = lambda: self.trainer.current_epoch
         return self.train_batches
 
     def val_dataloader(self):

@@ -1,8 +1,8 @@
-"""LeNet-5 as a plain `torch.nn.Module`, built from `parity.spec.LENET5`.
+"""LeNet-5 as a plain `torch.nn.Module`, side by side with lenet_keras/model.py.
 
-Modules are named after the spec's (= the reference Keras model's) layers, so a state_dict key
-like `layers.dense.weight` says which layer it is. `forward` returns logits, as torch losses expect;
-the spec's final softmax is applied by `probabilities` and `layer_outputs`.
+Each module is named as the reference Keras model's layer, so a state_dict key like `dense.weight` says
+which layer it is. `forward` returns logits, as torch's cross-entropy expects; the reference model's final
+softmax is applied by `probabilities` and `layer_outputs`. tests/test_spec.py checks it against parity.spec.
 """
 
 from __future__ import annotations
@@ -11,58 +11,44 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from parity.spec import LENET5, Spec
-
-_ACTIVATIONS = {"relu": F.relu, "softmax": lambda x: F.softmax(x, dim=1), None: lambda x: x}
-# forward's ReLUs work in place on the fresh conv/dense outputs (whose backward does not need them):
-# one less 1-4 MB tensor to allocate and write per layer on every CPU training step.
-_FORWARD_ACTIVATIONS = {**_ACTIVATIONS, "relu": F.relu_}
-
-
-def _build(spec: Spec) -> nn.ModuleDict:
-    layers, channels = nn.ModuleDict(), spec.input_shape[2]
-    for layer, shape in zip(spec.layers, spec.output_shapes()):
-        if layer.kind == "conv":
-            layers[layer.name] = nn.Conv2d(channels, layer.units, layer.kernel)  # 'valid', stride 1
-            channels = layer.units
-        elif layer.kind == "avgpool":
-            layers[layer.name] = nn.AvgPool2d(layer.kernel)
-        elif layer.kind == "flatten":
-            layers[layer.name] = nn.Flatten()  # NCHW -> (C*H*W): torch's order, see parity/convert.py
-            channels = shape[0]
-        else:
-            layers[layer.name] = nn.Linear(channels, layer.units)
-            channels = layer.units
-    return layers
-
 
 class LeNet5(nn.Module):
     """Input (N, 1, 32, 32) float in [0, 1]; output (N, 10) logits."""
 
-    def __init__(self, spec: Spec = LENET5):
+    def __init__(self):
         super().__init__()
-        self.spec = spec
-        self.layers = _build(spec)
-        # The last layer's softmax is left to the loss (logits in, as torch's cross-entropy wants).
-        self._activations = [
-            _FORWARD_ACTIVATIONS[layer.activation if i < len(spec.layers) - 1 else None]
-            for i, layer in enumerate(spec.layers)
-        ]
+        self.conv2d = nn.Conv2d(1, 6, 5)  # -> (6, 28, 28)
+        self.average_pooling2d = nn.AvgPool2d(2)  # -> (6, 14, 14)
+        self.conv2d_1 = nn.Conv2d(6, 16, 5)  # -> (16, 10, 10)
+        self.average_pooling2d_1 = nn.AvgPool2d(2)  # -> (16, 5, 5)
+        self.flatten = nn.Flatten()  # -> 400 in (C, H, W) order; Keras's is (H, W, C): see parity/weights/convert.py
+        self.dense = nn.Linear(400, 120)
+        self.dense_1 = nn.Linear(120, 84)
+        self.dense_2 = nn.Linear(84, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module, activation in zip(self.layers.values(), self._activations):
-            x = activation(module(x))
-        return x
+        # The ReLUs work in place on the fresh conv/dense outputs (whose backward does not need them):
+        # one less 1-4 MB tensor to allocate and write per layer on every CPU training step.
+        x = self.average_pooling2d(F.relu_(self.conv2d(x)))
+        x = self.average_pooling2d_1(F.relu_(self.conv2d_1(x)))
+        x = self.flatten(x)
+        x = F.relu_(self.dense(x))
+        x = F.relu_(self.dense_1(x))
+        return self.dense_2(x)  # logits: the softmax is left to the loss
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(self(x), dim=1)
 
     def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every spec layer's output, activation applied (softmax included), in torch's layout (NCHW)."""
+        """Every layer's output, activation applied (softmax on the last), in torch's layout (NCHW)."""
         outputs = {}
-        for layer, module in zip(self.spec.layers, self.layers.values()):
-            x = _ACTIVATIONS[layer.activation](module(x))
-            outputs[layer.name] = x
+        for name, layer in self.named_children():
+            x = layer(x)
+            if name == "dense_2":
+                x = F.softmax(x, dim=1)
+            elif isinstance(layer, (nn.Conv2d, nn.Linear)):
+                x = F.relu(x)
+            outputs[name] = x
         return outputs
 
 

@@ -10,7 +10,7 @@ import torchmetrics
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
-from lenet_torch.data import MNISTDataModule
+from lenet_torch.data import MNISTDataModule, SetEpoch
 from lenet_torch.module import LitLeNet5
 from parity.config import TrainConfig
 from parity.weights.convert import keras_to_torch
@@ -91,7 +91,7 @@ def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
         devices=1,
         precision="64-true" if dtype == torch.float64 else "32-true",
         logger=CSVLogger(out, name="", version=""),
-        callbacks=[history, steps] if config.record_steps else [history],
+        callbacks=[SetEpoch(data.batcher), history, *([steps] if config.record_steps else [])],
         enable_checkpointing=False,  # the final model is saved below, where metrics.json points
         enable_progress_bar=config.progress,
         enable_model_summary=config.progress,

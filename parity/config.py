@@ -1,4 +1,8 @@
-"""Training recipes: the one place their defaults are defined. Both frameworks read `TrainConfig`."""
+"""Training recipes: the one place their defaults are defined. Both frameworks read `TrainConfig`.
+
+Each field carries its --help text and CLI hints in its metadata (see `option`), from which
+scripts/train.py builds its flags (parity.cli.add_config_arguments): a new field is a new flag.
+"""
 
 from __future__ import annotations
 
@@ -7,52 +11,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from parity.cli import non_negative_int, positive_float, positive_int
+
 FRAMEWORKS = ("torch", "keras")
 ACCELERATORS = ("auto", "cpu", "gpu")
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "float64")
+LR_SCHEDULES = ("constant", "cosine")
 
-
-@dataclass
-class TrainConfig:
-    framework: str = "torch"
-    recipe: str = "seed"
-    # The seed recipe: what the original Keras project trained with.
-    epochs: int = 10
-    batch_size: int = 200
-    lr: float = 1e-3
-    optimizer: str = "adam"  # Adam with Keras's update rule in both frameworks (see lenet_torch/optim.py)
-    seed: int = 0
-    val_split: int = 5_000  # images held out of the 60,000 for validation; 0 trains on all, as the seed did
-    limit_train: int | None = None  # first N training images, for quick runs
-    # What the "best" recipe turns on (see RECIPES).
-    augment: bool = False  # fresh random affine / stroke-width changes every epoch (parity.data.augment)
-    code_digits: int = 0  # training verification codes whose digits are mixed into MNIST (parity.codes.captchas)
-    printed_digits: int = 0  # digits printed in training fonts, mixed in too (parity.codes.printed_digits)
-    lr_schedule: str = "constant"  # "constant" or "cosine"
-    # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
-    # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
-    finetune_epochs: int = 0
-    finetune_lr: float = 3e-4
-    finetune_batch_size: int | None = None  # None: the first stage's
-    init_from: Path | None = None  # start from this model file's weights (any format) instead of the seeded draw
-    # Where and how.
-    precision: str = "float32"
-    compile: bool = False  # torch.compile the torch model and optimizer update: faster epochs, 5-20 s to compile
-    accelerator: str = "auto"
-    data_dir: Path | None = None
-    out: Path | None = None
-    progress: bool = True
-    record_steps: bool = False  # keep every step's training loss in metrics.json (training-parity checks)
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
-
-
-# Each recipe is a set of overrides of the seed defaults above.
+# Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
 RECIPES: dict[str, dict] = {
     "seed": {},
     # Reads verification codes: see README, "Reading verification codes", for what each part is worth.
@@ -71,6 +38,61 @@ RECIPES: dict[str, dict] = {
         "finetune_batch_size": 200,
     },
 }
+
+
+def option(default, help: str, **cli):
+    """A TrainConfig field: its default, its --help text, and how the CLI takes it (parity.cli.add_config_arguments):
+    type= a parser/validator (else the annotation's type), choices=, metavar=, required=True,
+    flag= one fixed spelling of a bool ("--no-progress" sets False, "--compile" sets True; else --x/--no-x),
+    cli=False for a field with no flag."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass
+class TrainConfig:
+    framework: str = option("torch", "which framework trains: Lightning or Keras", choices=FRAMEWORKS, required=True)
+    recipe: str = option("seed", "the defaults below: seed, the original Keras recipe; best, the one that "
+                                 "reads verification codes", choices=tuple(RECIPES))
+    # The seed recipe: what the original Keras project trained with.
+    epochs: int = option(10, "training epochs", type=positive_int, metavar="N")
+    batch_size: int = option(200, "images per training batch", type=positive_int, metavar="N")
+    lr: float = option(1e-3, "learning rate", type=positive_float)
+    optimizer: str = option("adam", "adam follows Keras's update rule in both frameworks", choices=OPTIMIZERS)
+    seed: int = option(0, "initial weights and batch order", type=non_negative_int, metavar="N")
+    val_split: int = option(5_000, "images held out of the 60,000 for validation; 0 trains on all, as the seed did",
+                            type=non_negative_int, metavar="N")
+    limit_train: int | None = option(None, "train on the first N training images only (quick runs)", type=positive_int, metavar="N")
+    # What the "best" recipe turns on (see RECIPES).
+    augment: bool = option(False, "fresh random affine and stroke-width changes every epoch")
+    code_digits: int = option(0, "mix in the digits of N generated training codes",
+                              type=non_negative_int, metavar="N")
+    printed_digits: int = option(0, "mix in N digits printed in training fonts", type=non_negative_int, metavar="N")
+    lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
+    # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
+    # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
+    finetune_epochs: int = option(0, "then fine-tune N more epochs on MNIST alone, fresh optimizer, cosine schedule; "
+                                     "0: no fine-tune", type=non_negative_int, metavar="N")
+    finetune_lr: float = option(3e-4, "the fine-tune's starting learning rate", type=positive_float, metavar="LR")
+    finetune_batch_size: int | None = option(None, "the fine-tune's batch size; unset: --batch-size", type=positive_int, metavar="N")
+    init_from: Path | None = option(None, "start from this model file's weights (.ckpt/.pt/.keras/.h5) instead of "
+                                          "the seeded draw, e.g. to fine-tune it", metavar="MODEL")
+    # Where and how.
+    precision: str = option("float32", "float64 for the step-by-step training-parity checks", choices=PRECISIONS)
+    compile: bool = option(False, "torch only: torch.compile the model and optimizer update; "
+                                  "faster epochs, 5-20 s to compile", flag="--compile")
+    accelerator: str = option("auto", "auto: a GPU if there is one", choices=ACCELERATORS)
+    data_dir: Path | None = option(None, "folder with the MNIST IDX files; unset: $LENET_DATA_DIR, else data/mnist, "
+                                         "fetched if missing", metavar="DIR")
+    out: Path | None = option(None, "run folder; unset: runs/<framework>-<timestamp>/", metavar="DIR")
+    progress: bool = option(True, "hide the framework's progress bar", flag="--no-progress")
+    record_steps: bool = option(False, "keep every step's training loss in metrics.json, for the training-parity checks",
+                                flag="--record-steps")
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
 
 
 def recipe_config(recipe: str = "seed", **overrides) -> TrainConfig:

@@ -74,7 +74,7 @@ def classifier(args, framework: str | None = None):
 def cmd_generate(args) -> dict:
     from PIL import Image
 
-    from parity.codes.captchas import generate_codes
+    from parity.codes.generate import generate_codes
 
     codes = generate_codes(args.n, args.seed, width=args.width, height=args.height)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -84,9 +84,9 @@ def cmd_generate(args) -> dict:
 
 
 def read_codes(images, classify, n_digits: int = 4) -> list[str | None]:
-    """Like parity.codes.read_code for many images, with one classifier call for all their digits."""
-    from parity.codes.captchas import segment_code
+    """Like parity.codes.segment.read_code for many images, with one classifier call for all their digits."""
     from parity.codes.normalize import NoDigit, to_mnist_batch
+    from parity.codes.segment import segment_code
 
     crops: list[np.ndarray | None] = []
     for image in images:
@@ -100,7 +100,8 @@ def read_codes(images, classify, n_digits: int = 4) -> list[str | None]:
 
 
 def cmd_eval(args) -> dict:
-    from parity.codes.captchas import load_or_generate, unseen_style_digits
+    from parity.codes.fonts import unseen_style_digits
+    from parity.codes.generate import load_or_generate
     from parity.codes.normalize import to_mnist_batch
 
     classify, framework = classifier(args)
@@ -139,11 +140,13 @@ def cmd_picture(args) -> dict:
     from parity.runs.report import plot_digit_grid
 
     load_both()
-    from parity.codes.captchas import TEST_SEED, _box_crop, load_or_generate, unseen_style_digits
+    from parity.codes.crops import box_crop
+    from parity.codes.fonts import unseen_style_digits
+    from parity.codes.generate import TEST_SEED, load_or_generate
     from parity.codes.normalize import to_mnist_batch
 
     codes = load_or_generate(args.n, TEST_SEED)
-    crops = [_box_crop(image, box) for image, boxes in zip(codes.images, codes.boxes) for box in boxes]
+    crops = [box_crop(image, box) for image, boxes in zip(codes.images, codes.boxes) for box in boxes]
     truth = [int(d) for code in codes.codes for d in code]
     unseen, unseen_labels = unseen_style_digits(4 * args.n, seed=TEST_SEED)
     images = crops + list(unseen)

@@ -16,32 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from parity import cli
-from parity.config import FRAMEWORKS, RECIPES
+from parity.config import FRAMEWORKS, RECIPES, TrainConfig
 from parity.runs.metrics import RunMetrics, side_by_side
 from parity.runs.stages import MODEL_FILE, train_in_subprocess
+
+
+TRAIN_FIELDS = ("recipe", "epochs", "val_split", "limit_train", "data_dir", "progress")  # passed on to scripts/train.py
 
 
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=cli.positive_int, default=1, help="seeds 0..K-1 (default 1)")
-    parser.add_argument("--epochs", type=cli.positive_int, help="default: the recipe's")
-    parser.add_argument("--recipe", default="seed", choices=list(RECIPES))
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--limit-train", type=cli.positive_int)
-    parser.add_argument("--val-split", type=cli.non_negative_int)
-    parser.add_argument("--no-progress", action="store_true")
+    cli.add_config_arguments(parser, TrainConfig, RECIPES, names=TRAIN_FIELDS)  # train.py's own flags
     return parser.parse_args(argv)
 
 
 def train_flags(args) -> list[str]:
-    flags = ["--recipe", args.recipe]
-    for name in ("epochs", "data_dir", "limit_train", "val_split"):
-        value = getattr(args, name)
-        if value is not None:
-            flags += [f"--{name.replace('_', '-')}", str(value)]
-    return flags + (["--no-progress"] if args.no_progress else [])
+    return cli.config_flags(TrainConfig, **cli.config_values(args, TrainConfig, TRAIN_FIELDS))
 
 
 def train_all(args) -> dict[str, list[RunMetrics]]:

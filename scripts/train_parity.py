@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from parity import cli
+from parity.config import TrainConfig
 from parity.runs.stages import train_in_subprocess
 
 TOLERANCE = 1e-10
@@ -64,16 +65,15 @@ def plot(curves: dict[str, np.ndarray], path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    flags = ["--epochs", str(args.epochs), "--seed", str(args.seed), "--record-steps", "--no-progress"]
-    flags += ["--limit-train", str(args.limit_train)] if args.limit_train else []
-    flags += ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    common = dict(epochs=args.epochs, seed=args.seed, limit_train=args.limit_train, data_dir=args.data_dir,
+                  record_steps=True, progress=False)
     results, curves = {}, {}
     for precision, optimizer, lr in CASES:
         case = f"{precision}-{optimizer}"
         runs = {}
         for framework in ("torch", "keras"):
             print(f"== {case}: {framework}", flush=True)
-            case_flags = [*flags, "--precision", precision, "--optimizer", optimizer, "--lr", str(lr)]
+            case_flags = cli.config_flags(TrainConfig, **common, precision=precision, optimizer=optimizer, lr=lr)
             try:
                 runs[framework] = train_in_subprocess(framework, args.out / "runs" / f"{case}-{framework}", case_flags)
             except RuntimeError as error:

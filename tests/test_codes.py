@@ -1,4 +1,5 @@
-"""parity.codes.captchas: seeded captcha codes, ground-truth digit boxes, segmentation and reading."""
+"""parity.codes: seeded captcha codes and their true digit boxes, crops, segmentation and reading,
+font digits, and the cached training digit sets."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import captcha.image as captcha_image
 import numpy as np
 import pytest
 
-from parity.codes import captchas as codes
-from parity.codes.normalize import NoDigit
+from parity.codes import fonts, training
+from parity.codes import generate as codes
+from parity.codes.crops import box_crop, digit_crops
+from parity.codes.normalize import NoDigit, to_mnist
+from parity.codes.segment import read_code, segment_boxes, segment_code, segmented_crops
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +49,7 @@ def test_same_seed_same_bytes(test_codes: codes.CodeSet) -> None:
 def test_same_seed_same_bytes_in_another_process(test_codes: codes.CodeSet) -> None:
     script = (
         "import hashlib, numpy as np\n"
-        "from parity.codes import captchas as codes\n"
+        "from parity.codes import generate as codes\n"
         "c = codes.generate_codes(50, codes.TEST_SEED)\n"
         "h = hashlib.sha256()\n"
         "for a in (c.images, c.codes, c.boxes): h.update(np.ascontiguousarray(a).tobytes())\n"
@@ -60,7 +64,6 @@ def test_different_seeds_differ(test_codes: codes.CodeSet) -> None:
     train = codes.generate_codes(50, codes.TRAIN_SEED_BASE)
     assert not np.array_equal(train.images, test_codes.images)
     assert (train.codes != test_codes.codes).mean() > 0.9
-    assert codes.TRAIN_SEED_BASE != codes.TEST_SEED
 
 
 def test_matches_stock_imagecaptcha_and_restores_secrets() -> None:
@@ -68,14 +71,14 @@ def test_matches_stock_imagecaptcha_and_restores_secrets() -> None:
     recorded = codes.generate_codes(3, 99)
     stock = captcha_image.ImageCaptcha()
     for i in range(3):
-        rng = codes._image_rng(99, i)
+        rng = codes.image_rng(99, i)
         code = "".join(rng.choice("0123456789") for _ in range(4))
         assert code == recorded.codes[i]
-        with codes._seeded(rng):
+        with codes.seeded_secrets(rng):
             image = np.asarray(stock.generate_image(code).convert("RGB"))
         assert np.array_equal(image, recorded.images[i])
     assert captcha_image.secrets is secrets
-    with pytest.raises(RuntimeError), codes._seeded(codes._image_rng(0, 0)):
+    with pytest.raises(RuntimeError), codes.seeded_secrets(codes.image_rng(0, 0)):
         raise RuntimeError("boom")
     assert captcha_image.secrets is secrets
 
@@ -94,7 +97,7 @@ def test_boxes_inside_and_left_to_right(test_codes: codes.CodeSet) -> None:
 def test_cache_round_trip(tmp_path: Path) -> None:
     first = codes.load_or_generate(6, 5, cache_dir=tmp_path)
     files = list(tmp_path.iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npz" and "n6-seed5" in files[0].name
+    assert [f.name for f in files] == [codes.cache_name(6, 5)]
     again = codes.load_or_generate(6, 5, cache_dir=tmp_path)
     for name in ("images", "codes", "boxes", "visible"):
         assert np.array_equal(getattr(first, name), getattr(again, name)), name
@@ -107,11 +110,29 @@ def test_cache_round_trip(tmp_path: Path) -> None:
     assert fingerprint(codes.load_or_generate(6, 5, cache_dir=tmp_path)) == fingerprint(first)
 
 
+def test_cache_names_stay_those_of_existing_caches() -> None:
+    """data/codes/ already holds caches under these names; a new name would make them all again."""
+    version = codes.CAPTCHA_VERSION
+    assert codes.cache_name(20_000, 1000) == f"codes-v{version}-n20000-seed1000-160x60-len4-fonts-default.npz"
+    assert codes.cache_name(5, 7, 120, 40, ("a.ttf",), 5).startswith(f"codes-v{version}-n5-seed7-120x40-len5-fonts-")
+
+
+def test_box_crop_pads_and_clips() -> None:
+    image = np.arange(60 * 160).reshape(60, 160)
+    assert np.array_equal(box_crop(image, np.array([10, 20, 30, 40])), image[18:42, 8:32])
+    assert np.array_equal(box_crop(image, np.array([0, 1, 159, 60]), pad=3), image[0:60, 0:160])
+    assert box_crop(np.zeros((60, 160, 3)), np.array([10, 20, 30, 40]), pad=0).shape == (20, 20, 3)
+
+
 def test_digit_crops(test_codes: codes.CodeSet) -> None:
-    crops, labels = codes.digit_crops(codes.CodeSet(test_codes.images[:10], test_codes.codes[:10], test_codes.boxes[:10], 7, test_codes.visible[:10]))
+    first10 = codes.CodeSet(test_codes.images[:10], test_codes.codes[:10], test_codes.boxes[:10], 7, test_codes.visible[:10])
+    crops, labels = digit_crops(first10)
     assert crops.shape == (40, 28, 28) and crops.dtype == np.uint8
     assert labels.tolist() == [int(d) for code in test_codes.codes[:10] for d in code]
     assert (crops[:, :3, :3] == 0).all() and (crops.reshape(40, -1).max(axis=1) >= 200).all()
+    assert np.array_equal(crops[5], to_mnist(box_crop(test_codes.images[1], test_codes.boxes[1, 1])))
+    none, no_labels = digit_crops(first10, min_visible=1.01)  # no digit is more than fully visible
+    assert none.shape == (0, 28, 28) and none.dtype == np.uint8 and no_labels.shape == (0,)
 
 
 def test_segmentation_matches_ground_truth(test_codes: codes.CodeSet) -> None:
@@ -119,9 +140,9 @@ def test_segmentation_matches_ground_truth(test_codes: codes.CodeSet) -> None:
     the digit in the same position. Measured: 99-100% here (99.5% on 300 codes)."""
     hits = 0
     for image, truth in zip(test_codes.images, test_codes.boxes):
-        crops = codes.segment_code(image)
+        crops = segment_code(image)
         assert len(crops) == 4 and all(c.dtype == np.uint8 and c.ndim == 2 for c in crops)
-        found = codes.segment_boxes(image)
+        found = segment_boxes(image)
         centres = (found[:, 0] + found[:, 2]) / 2
         hits += int(((truth[:, 0] <= centres) & (centres < truth[:, 2])).sum())
     rate = hits / (4 * len(test_codes.images))
@@ -132,7 +153,7 @@ def test_segmentation_matches_ground_truth(test_codes: codes.CodeSet) -> None:
 def test_read_code_with_a_nearest_neighbour_reader(test_codes: codes.CodeSet) -> None:
     """End to end without a network: 1-NN over ground-truth crops of training-seed codes reads
     test-seed codes far above chance, so segmentation and normalisation agree with digit_crops."""
-    train_x, train_y = codes.digit_crops(codes.generate_codes(150, codes.TRAIN_SEED_BASE))
+    train_x, train_y = digit_crops(codes.generate_codes(150, codes.TRAIN_SEED_BASE))
     train_f = train_x.reshape(len(train_x), -1).astype(np.float32)
     seen = []
 
@@ -142,7 +163,7 @@ def test_read_code_with_a_nearest_neighbour_reader(test_codes: codes.CodeSet) ->
         distances = (q**2).sum(1)[:, None] - 2 * q @ train_f.T + (train_f**2).sum(1)[None]
         return train_y[np.argmin(distances, axis=1)]
 
-    read = [codes.read_code(image, classify) for image in test_codes.images[:25]]
+    read = [read_code(image, classify) for image in test_codes.images[:25]]
     assert seen[0] == (4, 28, 28) and all(len(r) == 4 and r.isdigit() for r in read)
     digit_accuracy = np.mean([a == b for r, c in zip(read, test_codes.codes) for a, b in zip(r, c)])
     print(f"1-NN read_code digit accuracy: {digit_accuracy:.1%}")
@@ -151,21 +172,35 @@ def test_read_code_with_a_nearest_neighbour_reader(test_codes: codes.CodeSet) ->
 
 def test_segment_blank_code_raises() -> None:
     with pytest.raises(NoDigit):
-        codes.segment_code(np.full((60, 160, 3), 240, np.uint8))
+        segment_code(np.full((60, 160, 3), 240, np.uint8))
+
+
+def test_segmented_crops_keep_only_pieces_on_their_digit(test_codes: codes.CodeSet) -> None:
+    subset = codes.CodeSet(test_codes.images[:8], test_codes.codes[:8], test_codes.boxes[:8], 7, test_codes.visible[:8])
+    crops, labels = segmented_crops(subset)
+    expected_crops, expected_labels = [], []
+    for image, code, truth in zip(subset.images, subset.codes, subset.boxes):
+        found = segment_boxes(image)
+        pieces = segment_code(image)
+        for j, centre in enumerate((found[:, 0] + found[:, 2]) / 2):
+            if truth[j, 0] <= centre <= truth[j, 2]:
+                expected_crops.append(to_mnist(pieces[j]))
+                expected_labels.append(int(code[j]))
+    assert len(expected_labels) >= 28  # most pieces land on their digit
+    assert labels.dtype == np.int64 and labels.tolist() == expected_labels
+    assert crops.dtype == np.uint8 and np.array_equal(crops, np.stack(expected_crops))
 
 
 def test_unseen_style_digits() -> None:
-    images, labels = codes.unseen_style_digits(40, 3)
-    again, labels_again = codes.unseen_style_digits(40, 3)
+    images, labels = fonts.unseen_style_digits(40, 3)
+    again, labels_again = fonts.unseen_style_digits(40, 3)
     assert images.dtype == object and len(images) == 40 and labels.dtype == np.int64
     assert np.array_equal(labels, labels_again) and all(np.array_equal(a, b) for a, b in zip(images, again))
     assert set(labels.tolist()) <= set(range(10)) and len(set(labels.tolist())) >= 8
     assert all(im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3 for im in images)
     assert len({im.shape for im in images}) > 20  # sizes vary
-    other, _ = codes.unseen_style_digits(40, 4)
+    other, _ = fonts.unseen_style_digits(40, 4)
     assert not all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(images, other))
-    from parity.codes.normalize import to_mnist
-
     ok = 0
     for image in images:
         try:
@@ -174,3 +209,47 @@ def test_unseen_style_digits() -> None:
         except NoDigit:
             pass
     assert ok >= 38
+
+
+def test_font_paths() -> None:
+    found = fonts.font_paths(("DejaVuSans.ttf", "no-such-font.ttf"))
+    assert [p.name for p in found] == ["DejaVuSans.ttf"] and found[0].is_file()
+    assert len(fonts.font_paths(fonts.UNSEEN_FONTS)) == len(fonts.UNSEEN_FONTS)
+    assert not set(fonts.PRINTED_TRAIN_FONTS) & set(fonts.UNSEEN_FONTS)
+    with pytest.raises(FileNotFoundError):
+        fonts.font_paths(("no-such-font.ttf",))
+
+
+def test_print_digits() -> None:
+    images, labels = fonts.print_digits(30, seed=5)
+    assert images.shape == (30, 28, 28) and images.dtype == np.uint8 and labels.dtype == np.int64
+    assert set(labels.tolist()) <= set(range(10)) and len(set(labels.tolist())) >= 6
+    assert (images.reshape(30, -1).max(axis=1) >= 200).all() and (images[:, :3, :3] == 0).all()
+    again, labels_again = fonts.print_digits(30, seed=5)
+    assert np.array_equal(images, again) and np.array_equal(labels, labels_again)
+    assert not np.array_equal(fonts.print_digits(30, seed=6)[0], images)
+
+
+def test_printed_digits_are_cached(tmp_path: Path) -> None:
+    images, labels = training.printed_digits(12, seed=5, cache_dir=tmp_path)
+    (cached,) = tmp_path.iterdir()
+    assert cached.name.startswith("printed-digits-n12-seed5-") and cached.suffix == ".npz"
+    made = fonts.print_digits(12, seed=5)
+    assert np.array_equal(images, made[0]) and np.array_equal(labels, made[1])
+    with np.load(cached) as data:
+        np.savez(cached.with_suffix(".tmp.npz"), images=data["images"][::-1], labels=data["labels"][::-1])
+    cached.with_suffix(".tmp.npz").replace(cached)  # a second call reads the file, whatever it holds
+    again, labels_again = training.printed_digits(12, seed=5, cache_dir=tmp_path)
+    assert np.array_equal(again, images[::-1]) and np.array_equal(labels_again, labels[::-1])
+
+
+def test_training_digits_are_true_box_then_segmented_crops(tmp_path: Path) -> None:
+    images, labels = training.training_digits(3, seed=codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
+    codeset = codes.load_or_generate(3, codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
+    true_crops, true_labels = digit_crops(codeset)
+    cut_crops, cut_labels = segmented_crops(codeset)
+    assert np.array_equal(images, np.concatenate([true_crops, cut_crops]))
+    assert np.array_equal(labels, np.concatenate([true_labels, cut_labels]))
+    assert sorted(f.name for f in tmp_path.iterdir()) == [codes.cache_name(3, 1000), f"train-digits-{codes.cache_name(3, 1000)}"]
+    again, labels_again = training.training_digits(3, seed=codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
+    assert np.array_equal(again, images) and np.array_equal(labels_again, labels)

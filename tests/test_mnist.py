@@ -18,12 +18,10 @@ import pytest
 
 import parity.data.fetch as fetch
 import parity.data.idx as idx
-import parity.data.fetch as fetch
-import parity.data.idx as idx
 import parity.data.mnist as mn
-from parity.files import atomic_write
 from parity.data.idx import FILES, MNISTError, read_idx
 from parity.data.mnist import ENV_VAR, ensure_mnist, load_mnist
+from parity.files import atomic_write
 
 REAL_CACHE = mn.DEFAULT_CACHE
 

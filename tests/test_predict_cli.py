@@ -18,17 +18,6 @@ def run(repo_root, script, *args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def model_files(seed_h5, tmp_path_factory):
-    """The seed's trained weights as .h5 (the original), .keras and .ckpt."""
-    from parity.frameworks.models import write_weights
-    from parity.weights.reading import read_weights
-
-    folder = tmp_path_factory.mktemp("models")
-    weights = read_weights(seed_h5)
-    return {"h5": seed_h5, "keras": write_weights(weights, folder / "seed.keras"), "ckpt": write_weights(weights, folder / "seed.ckpt")}
-
-
-@pytest.fixture(scope="module")
 def digit_images(tmp_path_factory):
     """20 MNIST test digits saved the way people have them: dark on light, coloured, RGBA, palette, big."""
     folder = tmp_path_factory.mktemp("digits")
@@ -53,32 +42,44 @@ def digit_images(tmp_path_factory):
     return folder, labels
 
 
+_PREDICTIONS: dict[tuple[str, str], list[dict]] = {}
+
+
+def predictions(repo_root, trained_files, digit_images, fmt: str, framework: str) -> list[dict]:
+    """predict.py's JSON lines for the trained model in one format run in one framework (each pair run once)."""
+    if (fmt, framework) not in _PREDICTIONS:
+        done = run(repo_root, "predict.py", "--model", str(trained_files[fmt]), "--framework", framework, str(digit_images[0]))
+        assert done.returncode == 0, done.stderr[-3000:]
+        _PREDICTIONS[fmt, framework] = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    return _PREDICTIONS[fmt, framework]
+
+
 @pytest.mark.parametrize("fmt", ["h5", "keras", "ckpt"])
 @pytest.mark.parametrize("framework", ["torch", "keras"])
-def test_predict_reads_digits_from_every_model_format(repo_root, model_files, digit_images, fmt, framework):
-    folder, labels = digit_images
-    done = run(repo_root, "predict.py", "--model", str(model_files[fmt]), "--framework", framework, str(folder))
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.strip().splitlines()]
+def test_predict_reads_digits_from_every_model_format(repo_root, trained_files, digit_images, fmt, framework):
+    """The suite's trained model (the Lightning .ckpt its training wrote; .keras and .h5 saved by Keras) reads
+    styled digits in either framework."""
+    labels = digit_images[1]
+    results = predictions(repo_root, trained_files, digit_images, fmt, framework)
     assert len(results) == 21
     blank = results[-1]
     assert blank["path"].endswith("zz_blank.png") and blank["digit"] is None and "error" in blank
     read = results[:-1]
     assert all(set(r) == {"path", "digit", "confidence"} and 0 <= r["confidence"] <= 1 for r in read)
     correct = sum(r["digit"] == labels[r["path"]] for r in read)
-    assert correct >= 19, read  # the seed model reads MNIST at 98.7%; the styles must not cost more
+    assert correct >= 19, read  # the model reads MNIST at ~97% (20 of these 20); the styles must not cost more
 
 
-def test_predict_in_both_frameworks_agrees(repo_root, model_files, digit_images):
-    folder, _ = digit_images
-    outputs = {}
-    for framework in ("torch", "keras"):
-        done = run(repo_root, "predict.py", "--model", str(model_files["h5"]), "--framework", framework, str(folder))
-        outputs[framework] = [json.loads(line) for line in done.stdout.strip().splitlines()]
-    for t, k in zip(outputs["torch"], outputs["keras"]):
-        assert t["digit"] == k["digit"]
+@pytest.mark.parametrize("fmt", ["h5", "keras", "ckpt"])
+def test_predict_in_both_frameworks_agrees(repo_root, trained_files, digit_images, fmt):
+    """The same file run in torch and in Keras: the same digit and confidence to 1e-5 for every image."""
+    torch_results = predictions(repo_root, trained_files, digit_images, fmt, "torch")
+    keras_results = predictions(repo_root, trained_files, digit_images, fmt, "keras")
+    assert [r["path"] for r in torch_results] == [r["path"] for r in keras_results]
+    for t, k in zip(torch_results, keras_results):
+        assert t["digit"] == k["digit"], (t, k)
         if t["confidence"] is not None:
-            assert abs(t["confidence"] - k["confidence"]) < 1e-5
+            assert abs(t["confidence"] - k["confidence"]) < 1e-5, (t, k)
 
 
 def test_predict_errors(repo_root, tmp_path, digit_images):
@@ -104,17 +105,22 @@ def test_captcha_generate_is_reproducible(repo_root, tmp_path):
         assert image.size == (160, 60)
 
 
-def test_captcha_eval_and_solve(repo_root, seed_h5, tmp_path):
-    done = run(repo_root, "codes.py", "eval", "--model", str(seed_h5), "--framework", "torch", "--n", "40", "--unseen", "40")
+def test_captcha_eval_and_solve(repo_root, trained_files, tmp_path):
+    """codes.py eval (the Keras-saved .h5 run in torch) and solve (the Lightning .ckpt) on seeded test codes."""
+    done = run(repo_root, "codes.py", "eval", "--model", str(trained_files["h5"]), "--framework", "torch", "--n", "40", "--unseen", "40")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["codes"] == 40 and result["unseen_digits"] == 40
-    # The seed model, MNIST-only, with the MNIST-style normaliser: clearly better than chance, far from good.
+    # An MNIST-only model with the MNIST-style normaliser: clearly better than chance (0.1), far from good.
     assert 0.4 < result["digit_accuracy"] < 0.95 and result["code_accuracy"] <= result["digit_accuracy"]
     assert 0.5 < result["unseen_digit_accuracy"]
-    run(repo_root, "codes.py", "generate", "--n", "3", "--out", str(tmp_path))
-    images = sorted(str(p) for p in tmp_path.glob("*.png"))
-    done = run(repo_root, "codes.py", "solve", "--model", str(seed_h5), *images)
+    done = run(repo_root, "codes.py", "generate", "--n", "10", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    images = sorted(tmp_path.glob("*.png"))  # named <i>-<code>.png
+    done = run(repo_root, "codes.py", "solve", "--model", str(trained_files["ckpt"]), *map(str, images))
     assert done.returncode == 0, done.stderr[-3000:]
     codes = [json.loads(line)["code"] for line in done.stdout.strip().splitlines()]
-    assert len(codes) == 3 and all(len(c) == 4 and c.isdigit() for c in codes)
+    assert len(codes) == 10 and all(len(c) == 4 and c.isdigit() for c in codes)
+    truth = [path.stem.split("-")[1] for path in images]
+    right = sum(a == b for code, true in zip(codes, truth) for a, b in zip(code, true))
+    assert right > 0.4 * 40, list(zip(codes, truth))  # as eval: well above chance

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from parity.data.mnist import load_mnist
-from parity.data.preprocess import bilinear_matrix, channels_first, channels_last, resize_bilinear, to_model_input
+from parity.data.preprocess import bilinear_matrix, resize_bilinear, to_model_input
 
 TOLERANCE = 1e-5
 
@@ -64,9 +64,3 @@ def test_bilinear_rows_sum_to_one():
     assert matrix.shape == (32, 28)
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
     assert (matrix >= 0).all()
-
-
-def test_channel_layouts():
-    x = np.zeros((3, 32, 32), np.float32)
-    assert channels_first(x).shape == (3, 1, 32, 32)
-    assert channels_last(x).shape == (3, 32, 32, 1)

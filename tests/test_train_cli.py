@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.config import finetune_config, recipe_config
 from parity.runs.metrics import RunMetrics
 from parity.spec import NUM_PARAMS
 
@@ -29,6 +28,7 @@ def run_cli(repo_root, *args, timeout=600):
         (["--framework", "keras", "--epochs", "0"], "positive integer"),
         (["--framework", "torch", "--data-dir", "/no/such/folder"], "is not a folder"),
         (["--framework", "torch", "--batch-size", "ten"], "invalid"),
+        (["--framework", "torch", "--seed", "-1"], "0 or more"),
         (["--framework", "keras", "--init-from", "/no/such/model.ckpt"], "no such file"),
         ([], "required"),
     ],
@@ -135,23 +135,18 @@ def test_a_framework_run_never_imports_the_other(repo_root, tmp_path, framework,
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("framework", ["torch", "keras"])
-def test_init_from_fine_tunes_the_seed_model(repo_root, tmp_path, seed_h5, framework):
-    """--init-from starts from a trained model (here the seed's tf.keras .h5, in either framework):
-    one short low-rate epoch on 2,000 images keeps its 0.987, far above what 10 steps from scratch reach."""
+@pytest.mark.parametrize("framework, source", [("torch", "keras"), ("keras", "ckpt")])
+def test_init_from_fine_tunes_a_trained_model(repo_root, tmp_path, trained_model, trained_files, framework, source):
+    """--init-from starts from a trained model, here the suite's own, born in the other framework (Lightning
+    fine-tunes the Keras-saved .keras, Keras the Lightning .ckpt): one short low-rate epoch on 2,000 images
+    (10 steps) keeps its ~0.97 (measured 0.976 in both), where the same 10 steps from scratch reach 0.11."""
+    init = trained_files[source]
     done = run_cli(
-        repo_root, "--framework", framework, "--init-from", str(seed_h5), "--epochs", "1", "--limit-train", "2000",
+        repo_root, "--framework", framework, "--init-from", str(init), "--epochs", "1", "--limit-train", "2000",
         "--val-split", "0", "--lr", "1e-4", "--out", str(tmp_path), "--no-progress",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["config"]["init_from"] == str(seed_h5)
-    assert metrics["test_accuracy"] > 0.98 and metrics["test_images"] == 10_000
-
-
-def test_best_recipe_ends_with_an_mnist_only_fine_tune():
-    config = recipe_config("best", framework="keras")
-    stage = finetune_config(config, Path("runs/x/pretrained/model.keras"))
-    assert (stage.epochs, stage.lr, stage.lr_schedule) == (config.finetune_epochs, config.finetune_lr, "cosine")
-    assert stage.code_digits == stage.printed_digits == stage.finetune_epochs == 0  # MNIST alone, and no third stage
-    assert stage.augment and stage.batch_size == config.finetune_batch_size == 200 and stage.init_from == Path("runs/x/pretrained/model.keras")
+    assert metrics["config"]["init_from"] == str(init) and metrics["test_images"] == 10_000
+    assert metrics["test_accuracy"] > 0.96
+    assert metrics["test_accuracy"] == pytest.approx(trained_model.test_accuracy, abs=0.01)

@@ -10,17 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from parity.data.splits import epoch_order
 from parity.weights.init import initial_weights
 from parity.runs.stages import MODEL_FILE
-
-
-def test_epoch_order_is_a_seeded_permutation():
-    order = epoch_order(5, 2, 1000)
-    assert sorted(order) == list(range(1000))
-    assert np.array_equal(order, epoch_order(5, 2, 1000))
-    assert not np.array_equal(order, epoch_order(5, 3, 1000))
-    assert not np.array_equal(order, epoch_order(6, 2, 1000))
 
 
 def test_initial_weights_are_seeded_glorot():

@@ -1,1 +1,6 @@
-"""Verification codes and digits from outside MNIST: seeded generation, segmentation and reading, font digits, the any-image normaliser."""
+"""Verification codes and digits from outside MNIST.
+
+generate (seeded codes with true digit boxes, cached), crops (true-box crops), segment (cutting a code
+into digits and reading it), fonts (printed and unseen-style digits), training (the cached digit sets
+the `best` recipe mixes in), grayscale (any image -> float gray) and normalize (-> MNIST style).
+"""

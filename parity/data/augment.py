@@ -35,11 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODEL_SIZE = 32
+from parity.data.preprocess import MODEL_SIZE
 
 # Stroke operations (`AugmentParams.stroke`): grey-level max (thicken) or min (thin) filters on the uint8 source.
 STROKE_NONE, THICKEN_2, THICKEN_3, THIN_2, THIN_3 = range(5)
-STROKE_NAMES = {STROKE_NONE: "none", THICKEN_2: "max 2x2", THICKEN_3: "max 3x3", THIN_2: "min 2x2", THIN_3: "min 3x3"}
 # What a stroke change draws from, equally likely. A 3x3 min filter removes about 2 px of width and wipes out
 # much of a typical MNIST stroke (2-3 px), so thinning is 2x2 only, and thickening is 2x2 twice as often as 3x3.
 STROKE_CHOICES = (THICKEN_2, THICKEN_2, THICKEN_3, THIN_2, THIN_2, THIN_2)

@@ -1,4 +1,4 @@
-"""Train/validation/test splits and batch order, made once in NumPy and fed to either framework."""
+"""Train/validation/test splits, made once in NumPy and fed to either framework (batched by parity.data.batches)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,24 @@ from parity.data.preprocess import to_model_input
 
 @dataclass
 class Splits:
-    """Model-ready float32 images (N, 32, 32) in [0, 1] and int64 labels."""
+    """int64 labels; validation and test images model-ready, float32 (N, 32, 32) in [0, 1].
 
-    train_x: np.ndarray
+    The training images are held in one form only: model-ready in `train_x`, or, when the recipe
+    augments (every epoch makes its own images from the originals), as uint8 (N, 28, 28) originals in
+    `train_raw`, with `train_x` None: preprocessing them would be thrown away unused.
+    """
+
+    train_x: np.ndarray | None
     train_y: np.ndarray
     val_x: np.ndarray
     val_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
-    train_raw: np.ndarray | None = None  # uint8 28x28 originals of train_x, for per-epoch augmentation
+    train_raw: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.train_x is None) == (self.train_raw is None):
+            raise ValueError("Splits holds the training images either model-ready (train_x) or raw (train_raw)")
 
 
 def make_splits(config: TrainConfig) -> Splits:
@@ -37,17 +46,17 @@ def make_splits(config: TrainConfig) -> Splits:
     val_start = len(labels) - config.val_split
     train_raw, train_y = mnist.train_images[:n_train], labels[:n_train]
     if config.code_digits:  # digits cut from generated verification codes, mixed in (the "best" recipe)
-        from parity.codes.captchas import training_digits
+        from parity.codes.training import training_digits
 
         code_images, code_labels = training_digits(config.code_digits)
         train_raw, train_y = np.concatenate([train_raw, code_images]), np.concatenate([train_y, code_labels])
     if config.printed_digits:
-        from parity.codes.captchas import printed_digits
+        from parity.codes.training import printed_digits
 
         printed_images, printed_labels = printed_digits(config.printed_digits)
         train_raw, train_y = np.concatenate([train_raw, printed_images]), np.concatenate([train_y, printed_labels])
     return Splits(
-        train_x=to_model_input(train_raw),
+        train_x=None if config.augment else to_model_input(train_raw),
         train_y=train_y,
         train_raw=train_raw if config.augment else None,
         val_x=to_model_input(mnist.train_images[val_start:]),
@@ -55,22 +64,3 @@ def make_splits(config: TrainConfig) -> Splits:
         test_x=to_model_input(mnist.test_images),
         test_y=mnist.test_labels.astype(np.int64),
     )
-
-
-def epoch_images(splits: Splits, config: TrainConfig, epoch: int) -> np.ndarray:
-    """The training images of one epoch (index order, before shuffling): fresh augmentations when the
-    recipe augments, the same preprocessed images otherwise. Both frameworks call this."""
-    if not config.augment:
-        return splits.train_x
-    from parity.data.augment import augmented_epoch
-
-    return augmented_epoch(splits.train_raw, config.seed, epoch)
-
-
-def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The shuffled order of the n training images in one epoch; both frameworks take batches in it."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-def num_batches(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)  # the last, partial batch is kept

@@ -35,7 +35,3 @@ def load_classifier(path: str | Path, framework: str | None = None) -> Classifie
     else:
         raise ValueError(f"unknown framework {framework!r}")
     return lambda digits: predict_probabilities(model, to_model_input(np.asarray(digits, dtype=np.uint8)))
-
-
-def digits_of(probabilities: np.ndarray) -> np.ndarray:
-    return probabilities.argmax(axis=1)

@@ -7,6 +7,8 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from parity.files import write_json
+
 
 @dataclass
 class EpochMetrics:
@@ -40,7 +42,7 @@ class RunMetrics:
         return asdict(self)
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunMetrics":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 
+from parity.files import save_figure, write_json, write_text
 from parity.runs.metrics import RunMetrics
 
 COLORS = {"torch": "tab:red", "keras": "tab:blue"}
@@ -62,7 +62,7 @@ def plot_learning_curves(runs: dict[str, list[RunMetrics]], path: Path) -> Path:
         ax.legend()
     fig.suptitle("LeNet-5, Lightning vs Keras (every seed drawn)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -93,7 +93,7 @@ def plot_confusions(matrices: dict[str, np.ndarray], path: Path) -> Path:
         ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title=f"{name}: accuracy {accuracy:.4f}")
     fig.suptitle("MNIST test confusion matrices (10,000 images; errors shaded)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -112,7 +112,7 @@ def _pm(stats: dict, digits: int = 4) -> str:
 
 def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], matrices: dict[str, np.ndarray]) -> Path:
     """Write parity.json, the two plots and report.md (which shows them) into `out`."""
-    (out / "parity.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "parity.json", summary)
     plot_learning_curves(runs, out / "learning_curves.png")
     plot_confusions(matrices, out / "confusion.png")
     names = list(summary["frameworks"])
@@ -152,7 +152,7 @@ def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], ma
     for digit in range(10):
         lines.append(f"| {digit} | " + " | ".join(f"{per_class[n][digit]:.4f}" for n in names if n in per_class) + " |")
     lines += ["", "![learning curves](learning_curves.png)", "", "![confusion matrices](confusion.png)", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
 
 
@@ -176,6 +176,6 @@ def plot_digit_grid(images, labels, predictions: dict[str, np.ndarray], path: Pa
         ax.set_title(" ".join(readings), fontsize=9, color="tab:green" if right else "tab:red")
     fig.suptitle(title + "  (T: Lightning, K: Keras)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

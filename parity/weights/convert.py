@@ -1,7 +1,8 @@
 """Weight conversion between Keras's and torch's layouts: one explicit table, NumPy only.
 
-Weights travel as `parity.weights.init.Weights` ({layer: {"kernel", "bias"}} in Keras's layout); torch's
-side is a state_dict of `LeNet5` (keys `layers.<layer>.weight` / `.bias`).
+Weights travel as `parity.spec.Weights` ({layer: {"kernel", "bias"}} in Keras's layout); torch's side
+is a state_dict of `lenet_torch.model.LeNet5`, whose modules are named as the Keras layers (keys
+`<layer>.weight` / `<layer>.bias`, e.g. `dense.weight`). Layer names and kinds come from `parity.spec`.
 
 | layer kind                 | Keras kernel         | torch weight          | Keras -> torch                       |
 |----------------------------|----------------------|-----------------------|--------------------------------------|
@@ -46,8 +47,8 @@ def keras_to_torch(weights: Weights, spec: Spec = LENET5) -> dict[str, np.ndarra
             weight = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1).T
         else:
             weight = kernel.T
-        state[f"layers.{layer.name}.weight"] = np.ascontiguousarray(weight)
-        state[f"layers.{layer.name}.bias"] = np.ascontiguousarray(bias)
+        state[f"{layer.name}.weight"] = np.ascontiguousarray(weight)
+        state[f"{layer.name}.bias"] = np.ascontiguousarray(bias)
     return state
 
 
@@ -55,7 +56,7 @@ def torch_to_keras(state: dict[str, np.ndarray], spec: Spec = LENET5) -> Weights
     flattened = _flattened_input(spec)
     weights: Weights = {}
     for layer in spec.weighted_layers:
-        weight, bias = np.asarray(state[f"layers.{layer.name}.weight"]), np.asarray(state[f"layers.{layer.name}.bias"])
+        weight, bias = np.asarray(state[f"{layer.name}.weight"]), np.asarray(state[f"{layer.name}.bias"])
         if layer.kind == "conv":
             kernel = weight.transpose(CONV_TORCH_TO_KERAS)
         elif layer.name in flattened:

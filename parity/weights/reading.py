@@ -71,8 +71,10 @@ def _read_torch_state(path: Path) -> dict[str, np.ndarray]:
 
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     state = checkpoint.get("state_dict", checkpoint)
-    # A LightningModule stores LeNet5 as `model`; a bare nn.Module state_dict has no prefix.
-    return {key.removeprefix("model."): value.detach().cpu().numpy() for key, value in state.items()}
+    # A LightningModule stores LeNet5 as `model`; a bare nn.Module state_dict has no prefix. Files written
+    # before LeNet5 named its modules as attributes carry `layers.` too (`layers.conv2d.weight`).
+    return {key.removeprefix("model.").removeprefix("layers."): value.detach().cpu().numpy()
+            for key, value in state.items()}
 
 
 def read_weights(path: str | Path, spec: Spec = LENET5) -> Weights:

@@ -30,6 +30,11 @@ def digit_crops(codeset: CodeSet, *, min_visible: float = 0.0) -> tuple[np.ndarr
             except NoDigit:
                 continue
             labels.append(int(code[j]))
+    return stack_digits(crops, labels)
+
+
+def stack_digits(crops: list[np.ndarray], labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (M, 28, 28) digits and int64 labels; empty arrays of those shapes when M is 0."""
     if not crops:
         return np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     return np.stack(crops), np.array(labels, dtype=np.int64)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from parity.codes.crops import box_crop
+from parity.codes.crops import box_crop, stack_digits
 from parity.codes.generate import CodeSet
 from parity.codes.grayscale import NoDigit, load_image
 from parity.codes.normalize import ink_map, to_mnist, to_mnist_batch
@@ -125,6 +125,4 @@ def segmented_crops(codeset: CodeSet) -> tuple[np.ndarray, np.ndarray]:
             except NoDigit:
                 continue
             labels.append(int(code[j]))
-    if not crops:
-        return np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    return np.stack(crops), np.array(labels, dtype=np.int64)
+    return stack_digits(crops, labels)

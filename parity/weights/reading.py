@@ -69,7 +69,9 @@ def _read_h5(source, spec: Spec) -> Weights:
 def _read_torch_state(path: Path) -> dict[str, np.ndarray]:
     import torch
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: tensors, dicts and plain values only. A file whose pickle would build anything else
+    # (run code) is refused with UnpicklingError before any of it runs.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     state = checkpoint.get("state_dict", checkpoint)
     # A LightningModule stores LeNet5 as `model`; a bare nn.Module state_dict has no prefix. Files written
     # before LeNet5 named its modules as attributes carry `layers.` too (`layers.conv2d.weight`).
@@ -91,11 +93,17 @@ def read_weights(path: str | Path, spec: Spec = LENET5) -> Weights:
                 weights = _read_h5(io.BytesIO(archive.read("model.weights.h5")), spec)
         else:
             weights = _read_h5(path, spec)
-    # Garbage or foreign files: torch.load raises UnpicklingError/EOFError, a non-dict .pt AttributeError,
+    # Garbage or foreign files: torch.load raises UnpicklingError/EOFError/IndexError, a non-dict .pt AttributeError,
     # a wrong-rank array ValueError from the conversion's transpose/reshape.
-    except (KeyError, StopIteration, OSError, zipfile.BadZipFile, RuntimeError, pickle.UnpicklingError, EOFError,
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):  # torch's refusal; its long advice includes loading unsafely
+            raise WeightFileError(f"{path}: not a LeNet-5 torch model file: refused, it holds objects other than "
+                                  "tensors and plain values, which could run code if loaded") from None
+        raise WeightFileError(f"{path}: not a LeNet-5 {kind} model file (UnpicklingError: {error})") from None
+    except (KeyError, IndexError, StopIteration, OSError, zipfile.BadZipFile, RuntimeError, EOFError,
             AttributeError, TypeError, ValueError) as error:
-        raise WeightFileError(f"{path}: not a LeNet-5 {kind} model file ({type(error).__name__}: {error})") from None
+        reason = " ".join(str(error).split())[:300]  # one line, whatever the library said
+        raise WeightFileError(f"{path}: not a LeNet-5 {kind} model file ({type(error).__name__}: {reason})") from None
     check_shapes(weights, spec)
     return weights
 

@@ -31,8 +31,8 @@ parity: data  ## float64 step-by-step training parity over one full epoch (runs/
 	$(PY) scripts/train_parity.py --out runs/train_parity
 
 best: data  ## the "best" recipe in both frameworks, then MNIST and verification-code scores
-	$(PY) scripts/train.py --framework torch --recipe best --out runs/best-torch
-	$(PY) scripts/train.py --framework keras --recipe best --out runs/best-keras
+	$(PY) scripts/train.py --framework torch --recipe best --out runs/best-torch --overwrite
+	$(PY) scripts/train.py --framework keras --recipe best --out runs/best-keras --overwrite
 	$(PY) scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/codes.json
 	$(PY) scripts/codes.py eval --model runs/best-keras/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/codes.json
 	$(PY) scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png

@@ -49,14 +49,15 @@ class SetEpoch(keras.callbacks.Callback):
         self.batcher.set_epoch(epoch)
 
 
-def train_data(batcher: EpochBatcher, epochs: int):
-    """Something `model.fit` iterates, `len(batcher)` steps per epoch, in the batcher's batches."""
+def train_data(batcher: EpochBatcher, epochs: int, first_epoch: int = 0):
+    """Something `model.fit` iterates, `len(batcher)` steps per epoch, in the batcher's batches, for
+    epochs `first_epoch` (a resumed run's `initial_epoch`) to `epochs`."""
     if batcher.augments or keras.backend.backend() != "tensorflow":
         return BatcherDataset(batcher)
     import tensorflow as tf
 
     n, batch_size = len(batcher.labels), batcher.batch_size
-    orders = np.stack([epoch_order(batcher.seed, epoch, n) for epoch in range(epochs)])
+    orders = np.stack([epoch_order(batcher.seed, epoch, n) for epoch in range(first_epoch, epochs)])
     images, labels = tf.constant(batcher.images[..., None]), tf.constant(batcher.labels)
     return (
         tf.data.Dataset.from_tensor_slices(orders)

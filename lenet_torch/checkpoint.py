@@ -1,4 +1,8 @@
-"""Loading and saving LeNet5 weights in torch from any supported model file."""
+"""Loading and saving LeNet5 weights in torch from any supported model file; every save is atomic.
+
+A save goes to a temporary file beside the destination, is fsynced, then replaces it (parity.files.atomic_path):
+a kill or a full disk during a save leaves the previous complete file, never a stub under its name.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lenet_torch.model import LeNet5
-from parity.weights.convert import keras_to_torch
+from parity.files import atomic_path
 from parity.spec import Weights
+from parity.weights.convert import keras_to_torch
 
 
 def model_from_weights(weights: Weights, dtype: torch.dtype = torch.float32) -> LeNet5:
@@ -20,31 +26,60 @@ def model_from_weights(weights: Weights, dtype: torch.dtype = torch.float32) -> 
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LeNet5:
-    """A LeNet5 from a .ckpt/.pt or a Keras .keras/.h5 file (read with h5py: no TensorFlow needed)."""
+    """A LeNet5 from a .ckpt/.pt or a Keras .keras/.h5 file (read with h5py: no TensorFlow needed), its
+    architecture, weight shapes and finiteness checked (parity.weights.reading.read_weights)."""
     from parity.weights.reading import read_weights
 
     return model_from_weights(read_weights(path), dtype)
 
 
 def save_checkpoint(state: dict[str, torch.Tensor], path: Path, config: dict | None = None) -> None:
-    """.ckpt: a Lightning checkpoint `LitLeNet5.load_from_checkpoint` opens; .pt/.pth: a bare state_dict."""
+    """.ckpt: a Lightning checkpoint `LitLeNet5.load_from_checkpoint` opens, with its architecture record;
+    .pt/.pth: a bare state_dict (no room for a record: readers check it on weight shapes only)."""
+    path = Path(path)
     if path.suffix.lower() != ".ckpt":
-        torch.save(state, path)
-        return
-    from lenet_torch.module import LitLeNet5
+        checkpoint = state
+    else:
+        from lenet_torch.module import LitLeNet5, describe_architecture
 
-    module = LitLeNet5(config)
-    module.model.load_state_dict(state)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": L.__version__,
-        "epoch": 0,
-        "global_step": 0,
-    }
-    torch.save(checkpoint, path)
+        module = LitLeNet5(config)
+        module.model.load_state_dict(state)
+        checkpoint = {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "architecture": describe_architecture(module.model),
+            "pytorch-lightning_version": L.__version__,
+            "epoch": 0,
+            "global_step": 0,
+        }
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def save_weights(weights: Weights, path: Path, config: dict | None = None) -> None:
     """Weights in Keras layout -> a .ckpt (Lightning) or .pt/.pth (state_dict) file."""
     save_checkpoint({k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()}, path, config)
+
+
+def save_trainer_checkpoint(trainer: L.Trainer, path: str | Path, weights_only: bool = False) -> Path:
+    """`trainer.save_checkpoint(path)`, atomically: the whole trained run (with optimizer state unless
+    weights_only), its architecture record included (LitLeNet5.on_save_checkpoint)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        trainer.save_checkpoint(tmp, weights_only=weights_only)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, atomic and durable: `L.Trainer(plugins=[AtomicCheckpointIO()])` makes every
+    checkpoint the trainer writes (ModelCheckpoint's each epoch, trainer.save_checkpoint) go through
+    parity.files.atomic_path. Lightning's own `_atomic_save` stages the file in the system temp folder and
+    moves it without an fsync, which is neither atomic across filesystems nor durable."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # as TorchCheckpointIO does
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)

@@ -10,14 +10,19 @@ Side by side with lenet_keras/train.py:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import lightning as L
 import torch
 import torch.nn.functional as F
 import torchmetrics
+from torch import nn
 
 from lenet_torch.model import LeNet5
 from lenet_torch.optim import KerasAdam
 from parity.config import TrainConfig, learning_rate
+from parity.spec import LayerInfo
 
 PROGRESS_EVERY = 25  # steps between progress-bar loss updates
 
@@ -49,6 +54,10 @@ class LitLeNet5(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Every .ckpt says what wrote it, so a reader can tell LeNet-5 from a same-shaped impostor.
+        checkpoint["architecture"] = describe_architecture(self.model)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
@@ -97,3 +106,73 @@ class LitLeNet5(L.LightningModule):
         # Per-epoch schedule, defined once in parity.config for both frameworks.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: learning_rate(config, epoch) / config.lr)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+# ------------------------------------------------------------------ the architecture record of a .ckpt
+
+_KINDS = ((nn.Conv2d, "conv"), (nn.AvgPool2d, "avgpool"), (nn.MaxPool2d, "maxpool"), (nn.Flatten, "flatten"),
+          (nn.Linear, "dense"))
+# Tried in this order: after a pooling layer, relu of its (non-negative) input is the identity, and the identity wins.
+_ACTIVATIONS = {None: lambda t: t, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                "softmax": lambda t: F.softmax(t, dim=1)}
+
+
+def _square(value):
+    sides = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    return int(sides[0]) if len(set(sides)) == 1 else [int(side) for side in sides]
+
+
+def _padding(padding) -> str:
+    if isinstance(padding, str):  # Conv2d(padding="same")
+        return padding
+    return "valid" if _square(padding) == 0 else str(padding)
+
+
+def _layer_info(name: str, module: nn.Module, activation: str | None) -> LayerInfo:
+    kind = next((kind for cls, kind in _KINDS if isinstance(module, cls)), "other")
+    info = LayerInfo(name, kind, activation=activation, class_name=type(module).__name__)
+    if kind in ("conv", "avgpool", "maxpool"):
+        info = dataclasses.replace(info, kernel=_square(module.kernel_size), stride=_square(module.stride),
+                                   padding=_padding(module.padding), units=module.out_channels if kind == "conv" else 0)
+    elif kind == "dense":
+        info = dataclasses.replace(info, units=module.out_features)
+    return info
+
+
+def _activation(output: torch.Tensor, received: torch.Tensor) -> str | None:
+    """Which function turned a layer's output into what came next (the next layer's input, or the probabilities)."""
+    for name, function in _ACTIVATIONS.items():
+        if received.shape == output.shape and torch.allclose(function(output), received):
+            return name
+    return f"unknown, {tuple(output.shape[1:])} -> {tuple(received.shape[1:])}"
+
+
+@torch.no_grad()
+def describe_architecture(model: LeNet5) -> list[dict]:
+    """The model as it really computes, measured, not copied from parity.spec: each child layer in the
+    order `probabilities` calls it (forward hooks), with the function applied to its output. Plain
+    dicts of LayerInfo's fields (lists for tuples), so `torch.load(weights_only=True)` reads them back.
+
+    Measured on a copy with fresh zero-mean random weights in float64 on the CPU: trained (or NaN) weights
+    could hide an activation (a ReLU whose inputs all happen to be positive looks like none)."""
+    probe = copy.deepcopy(model)
+    if getattr(probe, "_compiled_call_impl", None) is not None:
+        probe._compiled_call_impl = None  # Module.compile()'s copy would still run the original's forward
+    probe = probe.to("cpu", torch.float64, memory_format=torch.contiguous_format).eval()
+    generator = torch.Generator().manual_seed(0)
+    for parameter in probe.parameters():
+        parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
+    calls = []  # (name, module, its input, its raw output), in call order; clones: forward's relu_ works in place
+    hooks = [child.register_forward_hook(lambda module, args, output, name=name: calls.append(
+                 (name, module, args[0].clone(), output.clone())))
+             for name, child in probe.named_children()]
+    try:
+        probabilities = probe.probabilities(torch.rand(2, 1, 32, 32, generator=generator, dtype=torch.float64))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    received = [inputs for _, _, inputs, _ in calls[1:]] + [probabilities]
+    infos = [_layer_info(name, module, _activation(output, after))
+             for (name, module, _, output), after in zip(calls, received)]
+    return [{key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(info).items()}
+            for info in infos]

@@ -1,119 +1,142 @@
-"""Train LeNet-5 with Lightning: `train(config)` -> RunMetrics, model.ckpt and metrics.json in the run folder."""
+"""Train LeNet-5 with Lightning: `train(config)` -> RunMetrics, model.ckpt and metrics.json in the run folder.
+
+Every epoch end writes metrics.json and checkpoints/last.ckpt (`EpochEnd`, a ModelCheckpoint); `resume`
+continues from that checkpoint through `Trainer.fit(ckpt_path=...)`. Checkpoints are written through
+`lenet_torch.checkpoint.AtomicCheckpointIO` and read with `weights_only=True`.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 
 import lightning as L
 import torch
 import torchmetrics
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from lenet_torch.checkpoint import AtomicCheckpointIO
 from lenet_torch.data import MNISTDataModule, SetEpoch
 from lenet_torch.module import LitLeNet5
 from parity.config import TrainConfig
-from parity.weights.convert import keras_to_torch
 from parity.data.splits import Splits, make_splits
-from parity.weights.init import starting_weights
 from parity.runs.metrics import EpochMetrics, RunMetrics
-from parity.runs.stages import run_metrics, with_run_dir
+from parity.runs.stages import MODEL_FILE, RunRecord, checkpoint_path, resumed_history, stage_state, with_run_dir
+from parity.runs.stops import check_loss
+from parity.weights.convert import keras_to_torch
+from parity.weights.init import starting_weights
 
 
-class EpochHistory(Callback):
-    """Collects each epoch's metrics in the shared metrics.json shape.
+class EpochEnd(ModelCheckpoint):
+    """At every epoch's end, after the module has logged the epoch (Lightning calls checkpoint callbacks
+    last): the epoch into metrics.json, then the resumable checkpoints/last.ckpt."""
 
-    The module logs its training metrics in its own on_train_epoch_end, which Lightning calls after
-    this callback's, so an epoch is written down when the next one starts (or training ends)."""
-
-    def __init__(self):
-        self.history: list[EpochMetrics] = []
-        self._pending: tuple[int, float] | None = None
+    def __init__(self, record: RunRecord):
+        super().__init__(
+            dirpath=checkpoint_path(record.config).parent, filename=checkpoint_path(record.config).stem,
+            save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False,
+        )
+        self.record = record
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self._record(trainer)
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self._pending = (trainer.current_epoch + 1, round(time.perf_counter() - self._start, 3))
-
-    def on_train_end(self, trainer, pl_module):
-        self._record(trainer)
-
-    def _record(self, trainer) -> None:
-        if self._pending is None:
-            return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        epoch, seconds = self._pending
-        self.history.append(
+        self.record.epoch_done(
             EpochMetrics(
-                epoch=epoch,
+                epoch=trainer.current_epoch + 1,
                 train_loss=metrics["train_loss"],
                 train_accuracy=metrics["train_accuracy"],
-                seconds=seconds,
+                seconds=round(time.perf_counter() - self._start, 3),
                 val_loss=metrics.get("val_loss"),
                 val_accuracy=metrics.get("val_accuracy"),
             )
         )
-        self._pending = None
+        super().on_train_epoch_end(trainer, pl_module)
 
 
-class StepLosses(Callback):
-    """Every training step's loss (one host sync per step, so only when asked for)."""
+class LossWatch(Callback):
+    """Every step's loss: the run stops at the first non-finite one (parity.runs.stops.Diverged), and
+    with --record-steps each is kept. One host sync per step, a few microseconds on the CPU."""
 
-    def __init__(self):
-        self.losses: list[float] = []
+    def __init__(self, steps: list[float] | None):
+        self.steps = steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.losses.append(float(outputs["loss"]))
+        loss = float(outputs["loss"])
+        check_loss(loss, trainer.current_epoch + 1, batch_idx + 1)
+        if self.steps is not None:
+            self.steps.append(loss)
 
 
 def device_name(device: torch.device) -> str:
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
 
 
-def train(config: TrainConfig, splits: Splits | None = None) -> RunMetrics:
+def epochs_in(checkpoint) -> int:
+    """Epochs finished in a checkpoint that EpochEnd wrote (Lightning counts the epoch it was saved in)."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) + 1
+
+
+def train(config: TrainConfig, splits: Splits | None = None, *, resume: bool = False) -> RunMetrics:
     config = with_run_dir(config)
-    out = config.out
+    state = stage_state(config) if resume else None
+    if isinstance(state, RunMetrics):
+        return state  # this stage finished before the interruption
     L.seed_everything(config.seed, verbose=False)
+    if not config.progress:  # --no-progress: Lightning's start-up notes and tips go too, warnings stay
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     dtype = torch.float64 if config.precision == "float64" else torch.float32
-    splits = splits or make_splits(config)
-    data = MNISTDataModule(config, splits, dtype)
     module = LitLeNet5(config.to_dict())
+    epochs_done = epochs_in(state.checkpoint) if state else 0
+    record = RunRecord(
+        config, params=sum(p.numel() for p in module.model.parameters()), device="",
+        versions={"torch": torch.__version__, "lightning": L.__version__, "torchmetrics": torchmetrics.__version__},
+        history=resumed_history(state, epochs_done), step_losses=state.step_losses if state else None,
+    )
+    with record.stops_recorded():
+        if state:
+            record.write("running")  # continuing: no longer "interrupted"
+        return _fit(config, splits or make_splits(config), module, dtype, record, state)
+
+
+def _fit(config: TrainConfig, splits: Splits, module: LitLeNet5, dtype: torch.dtype, record: RunRecord, state) -> RunMetrics:
+    data = MNISTDataModule(config, splits, dtype)
     # The same initial weights the Keras run draws for this seed (parity.weights.init), not torch's own init,
-    # or the model being fine-tuned.
+    # or the model being fine-tuned. A resumed run then loads its checkpoint over them.
     module.model.to(dtype)  # before loading: a float64 fine-tune must not start from float32-rounded weights
     module.model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(starting_weights(config)).items()})
-    history, steps = EpochHistory(), StepLosses()
+    if config.record_steps:  # the steps of the epochs the checkpoint holds, then this session's
+        record.step_losses = (record.step_losses or [])[: record.resumed_epochs * len(data.batcher)]
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices=1,
         precision="64-true" if dtype == torch.float64 else "32-true",
-        logger=CSVLogger(out, name="", version=""),
-        callbacks=[SetEpoch(data.batcher), history, *([steps] if config.record_steps else [])],
-        enable_checkpointing=False,  # the final model is saved below, where metrics.json points
+        # logs/version_N/metrics.csv: N counts the sessions of a resumed run, Lightning's own convention
+        logger=CSVLogger(config.out, name="logs"),
+        callbacks=[SetEpoch(data.batcher), LossWatch(record.step_losses), EpochEnd(record)],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress,
-        enable_model_summary=config.progress,
+        enable_model_summary=config.progress and not state,
         num_sanity_val_steps=0,
+        log_every_n_steps=min(50, len(data.batcher)),  # the module logs per epoch; this only quiets a warning
         **({} if config.val_split else {"limit_val_batches": 0}),  # --val-split 0: no validation loop
     )
+    record.device = device_name(trainer.strategy.root_device)
+    checkpoint_path(config).parent.mkdir(exist_ok=True)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    train_seconds = time.perf_counter() - start
-    (test,) = trainer.test(module, datamodule=data, verbose=False)
-    trainer.save_checkpoint(out / "model.ckpt", weights_only=False)  # with optimizer state: resumable
-    metrics = run_metrics(
-        config,
-        params=sum(p.numel() for p in module.model.parameters()),
-        history=history.history,
-        test_accuracy=test["test_accuracy"],
-        test_loss=test["test_loss"],
-        test_images=len(splits.test_y),
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resumed: by design
+        warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated")  # Lightning 2.6 on torch 2.10+, not ours
+        trainer.fit(module, datamodule=data, ckpt_path=state.checkpoint if state else None, weights_only=True)
+        train_seconds = time.perf_counter() - start
+        (test,) = trainer.test(module, datamodule=data, verbose=False)
+    trainer.save_checkpoint(config.out / MODEL_FILE["torch"], weights_only=False)  # with optimizer state; atomic
+    return record.done(
+        test_accuracy=test["test_accuracy"], test_loss=test["test_loss"], test_images=len(splits.test_y),
         train_seconds=train_seconds,
-        device=device_name(trainer.strategy.root_device),
-        versions={"torch": torch.__version__, "lightning": L.__version__, "torchmetrics": torchmetrics.__version__},
-        step_losses=steps.losses if config.record_steps else None,
     )
-    metrics.write(out / "metrics.json")
-    return metrics

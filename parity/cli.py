@@ -5,13 +5,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import numbers
 import os
 import sys
 import typing
+from pathlib import Path
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Bad flags -> one clear line on stderr and exit code 2 (argparse's usage block stays in --help)."""
+    """Bad flags -> one clear line on stderr and exit code 2 (argparse's usage block stays in --help).
+
+    `add_check(check)`: `check(args)` runs after parsing; a ValueError it raises is a bad flag too, so
+    what only the flags together can tell (e.g. a whole config's own validation) is refused the same way."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._checks = []
+
+    def add_check(self, check) -> None:
+        self._checks.append(check)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for check in self._checks:
+            try:
+                check(namespace)
+            except ValueError as error:
+                self.error(str(error))
+        return namespace, extras
 
     def error(self, message: str):
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
@@ -28,6 +50,28 @@ def quiet_frameworks() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (for Keras on its TensorFlow backend) without its start-up notes. TensorFlow logs
+    them before absl's logging is set up, where TF_CPP_MIN_LOG_LEVEL cannot hold them back, so the import
+    runs with file descriptor 2 on /dev/null. Python-level errors still surface, as the exception."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2":  # the user asked to see them
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError:
+                pass  # Keras reports a missing backend its own way
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def select_accelerator(framework: str, accelerator: str) -> None:
     """Keras's backends pick their device at import time, so hide the GPU before the import for --accelerator cpu."""
     if framework == "keras" and accelerator == "cpu":
@@ -35,25 +79,88 @@ def select_accelerator(framework: str, accelerator: str) -> None:
         os.environ["JAX_PLATFORMS"] = "cpu"
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+@dataclasses.dataclass(frozen=True)
+class Number:
+    """An int or float flag's type and allowed range, one object for both uses: argparse's type= (text ->
+    value, or ArgumentTypeError: exit 2 with one line) and a config's own check of a value given in code
+    (`check`: ValueError). Floats must be finite; `low`/`high` are inclusive, `above` an exclusive floor."""
+
+    kind: type  # int or float
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    why: str = ""  # why the upper bound is what it is, shown with a value above it
+
+    @property
+    def __name__(self) -> str:  # argparse names a type by it in some messages
+        return self.kind.__name__
+
+    def describe(self) -> str:
+        if self.kind is float:
+            return "a finite " + ("positive number" if self.above == 0 else "number")
+        if self.low == 1:
+            return "a positive integer" + (f" no larger than {self.high:,}" if self.high is not None else "")
+        if self.low == 0:
+            return "0 or more" + (f" and at most {self.high:,}" if self.high is not None else "")
+        return f"an integer from {self.low:,} to {self.high:,}"
+
+    def _refusal(self, shown: str, value=None) -> str:
+        too_large = self.high is not None and value is not None and value > self.high
+        return f"must be {self.describe()}, got {shown}" + (f": {self.why}" if too_large and self.why else "")
+
+    def check(self, value, name: str = "value"):
+        """`value` if it is of the kind and in range, else ValueError naming `name`."""
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        real = integral or (isinstance(value, numbers.Real) and not isinstance(value, bool))
+        if not (integral if self.kind is int else real):
+            raise ValueError(f"{name} {self._refusal(repr(value))}")
+        if not self._fits(value):
+            raise ValueError(f"{name} {self._refusal(repr(value), value)}")
+        return value
+
+    def _fits(self, value) -> bool:
+        return ((isinstance(value, numbers.Integral) or math.isfinite(value))  # math.isfinite(10**400) overflows
+                and (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+                and (self.above is None or value > self.above))
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except (ValueError, OverflowError):  # "ten", "1e3" for an int, a 5,000-digit number
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"invalid {'integer' if self.kind is int else 'number'} {text!r}: must be {self.describe()}")
+        if not self._fits(value):
+            raise argparse.ArgumentTypeError(self._refusal(text, value))
+        return value
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+positive_int = Number(int, low=1)
+non_negative_int = Number(int, low=0)
+positive_float = Number(float, above=0)
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def existing_folder(text: str) -> Path:
+    """A flag naming a folder that must exist (its content is checked where it is read)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder" + ("" if path.exists() else ": it does not exist"))
+    return path
+
+
+def output_folder(path: Path, flag: str = "--out") -> Path:
+    """`path` made (with its parents) and writable, else one line and exit 1: checked before any work
+    starts, so a long run never fails at its very end for want of a place to write its results."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        fail(f"{flag} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"{flag} {path}: cannot create the folder ({error.strerror or error})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        fail(f"{flag} {path}: the folder is not writable")
+    return path
 
 
 # ------------------------------------------------------------------- flags from a config dataclass
@@ -93,7 +200,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, recipes:
     """One flag per CLI field of the dataclass `config_class` (or of those in `names`), in field order:
     type from the annotation (or metadata type=), choices/metavar/required from metadata, a bool as
     --x/--no-x (or its one fixed spelling). Help shows the class's default and where each recipe (a dict
-    of overrides) differs. A flag not given parses to None, so it never overrides a recipe."""
+    of overrides) differs. A flag not given parses to None, so it never overrides a recipe.
+    On a parity.cli.ArgumentParser, the config the flags make is also built once after parsing, so its
+    own validation (a ValueError) ends as a bad flag too, never as a traceback later."""
     hints = typing.get_type_hints(config_class)
     for field in _cli_fields(config_class, names):
         meta, kind = field.metadata, _value_type(hints[field.name])
@@ -106,7 +215,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, recipes:
             options.update(type=meta.get("type", kind), choices=meta.get("choices"), metavar=meta.get("metavar"))
             options["required"] = bool(meta.get("required"))
         parser.add_argument(flag_of(field), **options)
+    if isinstance(parser, ArgumentParser):
+        parser.add_check(lambda args: _build(config_class, recipes or {}, config_values(args, config_class, names)))
     return parser
+
+
+def _build(config_class, recipes: dict[str, dict], given: dict):
+    """config_class(...) from a recipe's overrides and the values given (the recipe: given, else the field's default)."""
+    default_recipe = next((f.default for f in dataclasses.fields(config_class) if f.name == "recipe"), None)
+    return config_class(**{**recipes.get(given.get("recipe", default_recipe), {}), **given})
 
 
 def config_values(args: argparse.Namespace, config_class, names=None) -> dict:

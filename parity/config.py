@@ -7,17 +7,31 @@ scripts/train.py builds its flags (parity.cli.add_config_arguments): a new field
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from parity.cli import non_negative_int, positive_float, positive_int
+from parity.cli import Number, existing_folder, positive_float, positive_int
 
 FRAMEWORKS = ("torch", "keras")
 ACCELERATORS = ("auto", "cpu", "gpu")
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
+
+# The ranges of the numeric flags, each with why (TrainConfig checks them too, for configs made in code).
+MNIST_TRAIN_IMAGES = 60_000
+MAX_SEED = 2**32 - 1
+SEED = Number(int, low=0, high=MAX_SEED, why="NumPy, and so Lightning's and Keras's seeding, take 0 to 2**32 - 1")
+VAL_SPLIT = Number(int, low=0, high=MNIST_TRAIN_IMAGES - 1,
+                   why=f"MNIST has {MNIST_TRAIN_IMAGES:,} training images and at least one must be left to train on")
+EPOCHS = Number(int, low=1, high=1_000, why="the Keras run lays out every epoch's batch order in memory before it starts")
+FINETUNE_EPOCHS = Number(int, low=0, high=EPOCHS.high, why=EPOCHS.why)
+BATCH_SIZE = Number(int, low=1, high=1_000_000, why="more images than any training set here holds")
+CODE_DIGITS = Number(int, low=0, high=100_000, why="each code is a 29 KB picture held in memory while its digits are cut")
+PRINTED_DIGITS = Number(int, low=0, high=1_000_000, why="each printed digit is drawn one by one and held in memory")
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
 RECIPES: dict[str, dict] = {
@@ -54,26 +68,26 @@ class TrainConfig:
     recipe: str = option("seed", "the defaults below: seed, the original Keras recipe; best, the one that "
                                  "reads verification codes", choices=tuple(RECIPES))
     # The seed recipe: what the original Keras project trained with.
-    epochs: int = option(10, "training epochs", type=positive_int, metavar="N")
-    batch_size: int = option(200, "images per training batch", type=positive_int, metavar="N")
+    epochs: int = option(10, "training epochs", type=EPOCHS, metavar="N")
+    batch_size: int = option(200, "images per training batch", type=BATCH_SIZE, metavar="N")
     lr: float = option(1e-3, "learning rate", type=positive_float)
     optimizer: str = option("adam", "adam follows Keras's update rule in both frameworks", choices=OPTIMIZERS)
-    seed: int = option(0, "initial weights and batch order", type=non_negative_int, metavar="N")
+    seed: int = option(0, "initial weights and batch order", type=SEED, metavar="N")
     val_split: int = option(5_000, "images held out of the 60,000 for validation; 0 trains on all, as the seed did",
-                            type=non_negative_int, metavar="N")
+                            type=VAL_SPLIT, metavar="N")
     limit_train: int | None = option(None, "train on the first N training images only (quick runs)", type=positive_int, metavar="N")
     # What the "best" recipe turns on (see RECIPES).
     augment: bool = option(False, "fresh random affine and stroke-width changes every epoch")
     code_digits: int = option(0, "mix in the digits of N generated training codes",
-                              type=non_negative_int, metavar="N")
-    printed_digits: int = option(0, "mix in N digits printed in training fonts", type=non_negative_int, metavar="N")
+                              type=CODE_DIGITS, metavar="N")
+    printed_digits: int = option(0, "mix in N digits printed in training fonts", type=PRINTED_DIGITS, metavar="N")
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
     finetune_epochs: int = option(0, "then fine-tune N more epochs on MNIST alone, fresh optimizer, cosine schedule; "
-                                     "0: no fine-tune", type=non_negative_int, metavar="N")
+                                     "0: no fine-tune", type=FINETUNE_EPOCHS, metavar="N")
     finetune_lr: float = option(3e-4, "the fine-tune's starting learning rate", type=positive_float, metavar="LR")
-    finetune_batch_size: int | None = option(None, "the fine-tune's batch size; unset: --batch-size", type=positive_int, metavar="N")
+    finetune_batch_size: int | None = option(None, "the fine-tune's batch size; unset: --batch-size", type=BATCH_SIZE, metavar="N")
     init_from: Path | None = option(None, "start from this model file's weights (.ckpt/.pt/.keras/.h5) instead of "
                                           "the seeded draw, e.g. to fine-tune it", metavar="MODEL")
     # Where and how.
@@ -82,17 +96,36 @@ class TrainConfig:
                                   "faster epochs, 5-20 s to compile", flag="--compile")
     accelerator: str = option("auto", "auto: a GPU if there is one", choices=ACCELERATORS)
     data_dir: Path | None = option(None, "folder with the MNIST IDX files; unset: $LENET_DATA_DIR, else data/mnist, "
-                                         "fetched if missing", metavar="DIR")
+                                         "fetched if missing", type=existing_folder, metavar="DIR")
     out: Path | None = option(None, "run folder; unset: runs/<framework>-<timestamp>/", metavar="DIR")
     progress: bool = option(True, "hide the framework's progress bar", flag="--no-progress")
     record_steps: bool = option(False, "keep every step's training loss in metrics.json, for the training-parity checks",
                                 flag="--record-steps")
+
+    def __post_init__(self) -> None:
+        """The rules the flags enforce, also for a config made in code or read back from a run's
+        config.json: a ValueError naming the first field that breaks them."""
+        for field in dataclasses.fields(self):
+            value, meta = getattr(self, field.name), field.metadata
+            if value is None and field.default is None:
+                continue  # optional, unset
+            if isinstance(meta.get("type"), Number):
+                meta["type"].check(value, field.name)
+            elif "choices" in meta and value not in meta["choices"]:
+                raise ValueError(f"{field.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+            elif _annotations()[field.name] is bool and not isinstance(value, bool):
+                raise ValueError(f"{field.name} must be True or False, got {value!r}")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@functools.cache
+def _annotations() -> dict[str, object]:
+    return typing.get_type_hints(TrainConfig)
 
 
 def recipe_config(recipe: str = "seed", **overrides) -> TrainConfig:

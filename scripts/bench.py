@@ -17,6 +17,8 @@ Writes bench.json (per runner figures, ratios, machine) into --out.
 
 --profile runs torch.profiler over 50 steps of the loop (model, memory layout and Adam as above) and
 prints each kind of operation's share of the step; it writes profile.json instead of bench.json.
+
+Exit codes: 0 done; 1 a bad --out or data folder, or a runner that failed; 2 bad flags; 130 / 143 Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import time
 from pathlib import Path
 
 from parity import cli
+from parity.config import BATCH_SIZE, EPOCHS
+from parity.files import write_json
 
 RUNNERS = ("torch_loop", "lightning", "keras", "torch_loop_compiled", "lightning_compiled")
 # bench.json's ratios of seconds per epoch: name -> (numerator, denominator)
@@ -43,19 +47,25 @@ RATIOS = {
 }
 
 
+# Each process trains one warm-up epoch more than it times, within what a run may have.
+TIMED_EPOCHS = cli.Number(int, low=1, high=EPOCHS.high - 1, why=f"with its warm-up epoch a process trains at most {EPOCHS.high:,}")
+
+
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=cli.positive_int, default=3, help="timed epochs per process, after one warm-up (default 3)")
+    parser.add_argument("--epochs", type=TIMED_EPOCHS, default=3, help="timed epochs per process, after one warm-up (default 3)")
     parser.add_argument("--rounds", type=cli.positive_int, default=2, help="processes per runner, alternating (default 2)")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=200)
+    parser.add_argument("--batch-size", type=BATCH_SIZE, default=200)
     parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=RUNNERS)
     parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
-    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--data-dir", type=cli.existing_folder)
     parser.add_argument("--limit-train", type=cli.positive_int, help="fewer training images (smoke runs; figures then not comparable)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--profile", action="store_true", help="profile a torch training step instead (profile.json)")
     parser.add_argument("--runner", choices=RUNNERS, help=cli.argparse.SUPPRESS)  # internal: run one runner, print JSON
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.runners = list(dict.fromkeys(args.runners))
+    return args
 
 
 def time_inference(predict, images, repeats: int = 3) -> float:
@@ -183,14 +193,23 @@ def run_project(args, splits, framework: str) -> dict:
     return {"epoch_seconds": [e.seconds for e in metrics.history], "inference_images_per_second": ips, "device": metrics.device}
 
 
+def load_splits(args):
+    """All training images (no validation split), or one line and exit 1 if MNIST cannot be read."""
+    from parity.config import TrainConfig
+    from parity.data.mnist import MNISTError
+    from parity.data.splits import make_splits
+
+    try:
+        return make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
+    except MNISTError as error:
+        cli.fail(str(error))
+
+
 def run_one(args) -> None:
     """Child process: run one runner and print its figures as JSON on the last line."""
     cli.quiet_frameworks()
     cli.select_accelerator("keras" if args.runner == "keras" else "torch", args.accelerator)
-    from parity.config import TrainConfig
-    from parity.data.splits import make_splits
-
-    splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
+    splits = load_splits(args)
     if args.runner.startswith("torch_loop"):
         result = run_torch_loop(args, splits)
     else:
@@ -242,14 +261,10 @@ def table(summary: dict) -> str:
 
 def run_profile(args) -> int:
     cli.quiet_frameworks()
-    from parity.config import TrainConfig
-    from parity.data.splits import make_splits
-
-    splits = make_splits(TrainConfig(val_split=0, data_dir=args.data_dir, limit_train=args.limit_train))
+    splits = load_splits(args)
     result = {name: profile_torch_step(splits, args.batch_size, compiled) for name, compiled in (("eager", False), ("compiled", True))}
     result["machine"] = machine()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "profile.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out / "profile.json", result)
     kinds = list(dict.fromkeys(k for mode in ("eager", "compiled") for k in result[mode]["share"]))
     print("| share of a training step | eager | compiled |\n|---|---|---|")
     for kind in kinds:
@@ -259,11 +274,24 @@ def run_profile(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.runner:
-        run_one(args)
-        return 0
+def run_child(name: str, child_args: list[str]) -> dict:
+    """One runner in its own process: its figures, or one line naming it and why it failed, and exit 1."""
+    done = subprocess.run([sys.executable, __file__, "--runner", name, *child_args], capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    reason = (done.stderr.strip().splitlines() or [f"no result on its output (exit code {done.returncode})"])[-1]
+    cli.fail(f"runner {name} failed (exit code {done.returncode}): {reason.removeprefix('error: ')}")
+
+
+def bench(args) -> int:
+    from parity.data.mnist import require_mnist
+
+    require_mnist(args.data_dir)  # the data and where to write: checked before minutes of timing, not after
+    cli.output_folder(args.out)
     if args.profile:
         return run_profile(args)
     child_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
@@ -273,19 +301,29 @@ def main(argv=None) -> int:
     for round_ in range(args.rounds):
         for name in args.runners:
             print(f"round {round_ + 1}/{args.rounds}: {name} ...", flush=True)
-            done = subprocess.run([sys.executable, __file__, "--runner", name, *child_args], capture_output=True, text=True)
-            if done.returncode != 0:
-                cli.fail(f"runner {name} failed:\n{done.stderr[-2000:]}")
-            results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results[name].append(run_child(name, child_args))
     summary = summarize(results, args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.out / "bench.json", summary)
     print(table(summary))
     for key in RATIOS:
         if key in summary:
             print(f"{key}: {summary[key]}")
     print(f"machine: {summary['machine'].get('cpu_model', '?')}, {summary['machine']['cpu_count']} CPUs; wrote {args.out / 'bench.json'}")
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.runner:
+        run_one(args)
+        return 0
+    from parity.runs.stops import Interrupted, interruptible
+
+    try:
+        with interruptible():  # SIGTERM as Ctrl-C: the runner in progress is stopped with this process
+            return bench(args)
+    except Interrupted as stop:
+        cli.fail(f"{stop}; nothing was written", code=stop.exit_code)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 Each training run is `scripts/train.py` in its own process (so TensorFlow and torch never share one).
 Then the seed-0 models are cross-checked: each one's weights run in the other framework on all 10,000
 test images. Writes into --out: parity.json, report.md, learning_curves.png, confusion.png, runs/.
+
+Exit codes: 0 done; 1 a bad --out or data folder, or a failed run; 2 bad flags; 130 / 143 Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -16,21 +18,25 @@ from pathlib import Path
 import numpy as np
 
 from parity import cli
-from parity.config import FRAMEWORKS, RECIPES, TrainConfig
+from parity.config import FRAMEWORKS, MAX_SEED, RECIPES, TrainConfig
 from parity.runs.metrics import RunMetrics, side_by_side
 from parity.runs.stages import MODEL_FILE, train_in_subprocess
+from parity.runs.stops import Interrupted, interruptible
 
+SEEDS = cli.Number(int, low=1, high=MAX_SEED + 1, why="seeds 0..K-1 must each be a seed train.py takes")
 
 TRAIN_FIELDS = ("recipe", "epochs", "val_split", "limit_train", "data_dir", "progress")  # passed on to scripts/train.py
 
 
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=cli.positive_int, default=1, help="seeds 0..K-1 (default 1)")
-    parser.add_argument("--out", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--seeds", type=SEEDS, default=1, metavar="K", help="seeds 0..K-1 (default 1)")
+    parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="report folder (default runs/compare)")
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
-    cli.add_config_arguments(parser, TrainConfig, RECIPES, names=TRAIN_FIELDS)  # train.py's own flags
-    return parser.parse_args(argv)
+    cli.add_config_arguments(parser, TrainConfig, RECIPES, names=TRAIN_FIELDS)  # train.py's own flags and checks
+    args = parser.parse_args(argv)
+    args.frameworks = list(dict.fromkeys(args.frameworks))  # "torch torch" trains torch once per seed
+    return args
 
 
 def train_flags(args) -> list[str]:
@@ -73,9 +79,21 @@ def cross_check(args, test_x: np.ndarray, test_y: np.ndarray) -> tuple[dict, dic
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        with interruptible():  # SIGTERM as Ctrl-C: the running train.py is stopped with this process
+            return compare(args)
+    except Interrupted as stop:
+        cli.fail(f"{stop}; run it again to start over", code=stop.exit_code)
+
+
+def compare(args) -> int:
+    from parity.data.mnist import load_mnist, require_mnist
+
+    # What would otherwise fail only after hours of training, checked first: the data, where to write.
+    require_mnist(args.data_dir)
+    cli.output_folder(args.out)
     cli.quiet_frameworks()
     runs = train_all(args)
-    from parity.data.mnist import load_mnist
     from parity.data.preprocess import to_model_input
     from parity.runs.report import summarize, write_report
 

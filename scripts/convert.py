@@ -5,6 +5,10 @@
     python scripts/convert.py runs/torch/model.ckpt runs/model.keras --check    # Lightning -> Keras, then verify
 
 Formats: .ckpt (Lightning checkpoint), .pt/.pth (LeNet5 state_dict), .keras (Keras 3), .h5 (Keras legacy HDF5).
+SRC is checked before anything is written (parity.weights.reading.read_weights): its architecture record
+must be LeNet-5's (a wrong one is refused, naming the first difference; a file without one, such as a .pt,
+is taken on its weight shapes with a warning), and every weight finite. DST is written atomically: it
+appears complete or not at all, and its folder must exist.
 Only the frameworks a conversion needs are imported: reading any file needs neither (Keras files are read
 with h5py), writing a torch file needs torch, writing a Keras file needs Keras. So .h5 -> .ckpt runs without
 TensorFlow. --check runs the written model in both frameworks on the 10,000 MNIST test images.
@@ -12,7 +16,9 @@ TensorFlow. --check runs the written model in both frameworks on the 10,000 MNIS
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from parity import cli
@@ -76,7 +82,7 @@ def native_probabilities(path: Path, images):
     if path.suffix.lower() == ".ckpt":
         from lenet_torch.module import LitLeNet5
 
-        model = LitLeNet5.load_from_checkpoint(path, map_location="cpu").model
+        model = LitLeNet5.load_from_checkpoint(path, map_location="cpu", weights_only=True).model
     else:
         model = LeNet5()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -119,25 +125,45 @@ def check(path: Path, data_dir: Path | None) -> bool:
     return ok
 
 
+def writable_folder_problem(dst: Path) -> str | None:
+    """Why DST cannot be written, told before any framework is loaded: a file is really created in its folder
+    and removed (permission bits do not stop root, a read-only mount stops everyone). The write is checked too."""
+    folder = dst.parent
+    if not folder.is_dir():
+        return f"its folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{dst.name}.", suffix=".probe")
+    except OSError as error:
+        return f"{error.strerror or error} (folder {folder})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if problem := writable_folder_problem(args.dst):
+        cli.fail(f"cannot write {args.dst}: {problem}")
     cli.quiet_frameworks()
-    if args.check or (kind(args.src) == "torch" and kind(args.dst) == "keras"):
-        from parity.frameworks.both import load_both
-
-        load_both()  # torch (with _dynamo) before TensorFlow, see parity/frameworks.py
-    from parity.frameworks.models import write_weights
     from parity.weights.reading import WeightFileError, read_weights
 
-    try:
+    try:  # first, with no framework loaded beyond torch for a torch file: a refused file costs no TensorFlow start-up
         weights = read_weights(args.src)
     except WeightFileError as error:
         message = one_line(error)
         cli.fail(message if str(args.src) in message else f"{args.src}: {message}")
+    if args.check or (kind(args.src) == "torch" and kind(args.dst) == "keras"):
+        from parity.frameworks.both import load_both
+
+        load_both()  # torch (with _dynamo) before TensorFlow, see parity/frameworks/both.py
+    from parity.frameworks.models import write_weights
+
     try:
         write_weights(weights, args.dst)
-    except OSError as error:
-        cli.fail(f"cannot write {args.dst}: {one_line(error)}")
+    # OSError: a read-only folder or a full disk (h5py, zipfile); torch's writer reports the same as RuntimeError.
+    except (OSError, RuntimeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else one_line(error)
+        cli.fail(f"cannot write {args.dst}: {reason} (nothing was written)")
     params = sum(array.size for layer in weights.values() for array in layer.values())
     print(f"wrote {args.dst} ({FORMAT_NAMES[args.dst.suffix.lower()]}, {params:,} params) "
           f"from {args.src} ({FORMAT_NAMES[args.src.suffix.lower()]})")

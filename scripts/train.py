@@ -3,28 +3,57 @@
 
     python scripts/train.py --framework torch
     python scripts/train.py --framework keras --epochs 3 --limit-train 10000 --out runs/quick
+    python scripts/train.py --resume runs/quick     # continue an interrupted run where it stopped
 
-Writes metrics.json and the model (Lightning model.ckpt / Keras model.keras) into --out
-(default runs/<framework>-<timestamp>/). Every flag but --framework defaults to the recipe's value:
-the defaults shown are the seed recipe's, "best: ..." where --recipe best differs (parity/config.py).
+Writes into --out (default runs/<framework>-<timestamp>/): config.json, metrics.json after every epoch
+(status running, then done, interrupted or failed), checkpoints/ (the last finished epoch, resumable)
+and, when done, the model (Lightning model.ckpt / Keras model.keras). Every flag but --framework
+defaults to the recipe's value: the defaults shown are the seed recipe's, "best: ..." where --recipe best
+differs (parity/config.py).
+
+Exit codes: 0 done; 1 a bad file or a failed run (e.g. a loss that is not finite); 2 bad flags;
+130 / 143 interrupted by Ctrl-C / SIGTERM (resume with --resume OUT).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import sys
+from pathlib import Path
 
 from parity import cli
 from parity.config import RECIPES, TrainConfig, recipe_config
 
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
 
 def make_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    return cli.add_config_arguments(parser, TrainConfig, RECIPES)  # one flag per TrainConfig field
+    cli.add_config_arguments(parser, TrainConfig, RECIPES)  # one flag per TrainConfig field
+    for action in parser._actions:  # --framework is required, except with --resume (the run knows it)
+        if action.dest == "framework":
+            action.required = False
+    runs = parser.add_argument_group("run folders")
+    exclusive = runs.add_mutually_exclusive_group()
+    exclusive.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                           help="continue the run in RUN_DIR from its last finished epoch, with its own config (no other flags)")
+    exclusive.add_argument("--overwrite", action="store_true", help="replace the run that --out holds (refused without it)")
+    return parser
 
 
 def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.resume is not None:
+        given = [cli.flag_of(f) for f in cli._cli_fields(TrainConfig) if getattr(args, f.name) is not None]
+        if given:
+            parser.error(f"--resume continues with the run's own config: drop {', '.join(given)}")
+        if not args.resume.is_dir():
+            parser.error(f"--resume {args.resume}: no such folder")
+        return args
+    if args.framework is None:
+        parser.error("the following arguments are required: --framework (or --resume RUN_DIR)")
     if args.init_from is not None and not args.init_from.is_file():
         parser.error(f"--init-from {args.init_from}: no such file")
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -34,24 +63,60 @@ def parse_args(argv=None):
 
 def config_from_args(args) -> TrainConfig:
     """The recipe's config with the flags given on top (a flag not given keeps the recipe's value)."""
-    return recipe_config(**cli.config_values(args, TrainConfig))
+    config = recipe_config(**cli.config_values(args, TrainConfig))
+    if config.out is None:
+        config = config.replace(out=Path("runs") / f"{config.framework}-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    return config
+
+
+def run(args) -> list:
+    """Claim the run folder, then train every stage of the recipe (or continue them)."""
+    from parity.data.mnist import require_mnist
+    from parity.runs.folder import claim
+    from parity.runs.stages import saved_config, train_stages
+
+    from parity.weights.reading import read_weights
+
+    config = saved_config(args.resume) if args.resume else config_from_args(args)
+    # Fail fast and leave nothing behind: the model to start from and the data are checked before the run
+    # folder is claimed and a framework is imported.
+    if config.init_from is not None and not args.resume:
+        read_weights(config.init_from)
+    require_mnist(config.data_dir)
+    claim(config.out, overwrite=args.overwrite, resume=args.resume is not None)
+    cli.quiet_frameworks()
+    cli.select_accelerator(config.framework, config.accelerator)
+    if config.framework == "torch":
+        from lenet_torch.train import train
+    else:
+        cli.import_tensorflow_quietly()
+        from lenet_keras.train import train
+    return train_stages(config, train, resume=args.resume is not None)
 
 
 def main(argv=None) -> int:
-    config = config_from_args(parse_args(argv))
-    cli.quiet_frameworks()
-    cli.select_accelerator(config.framework, config.accelerator)
+    args = parse_args(argv)
     from parity.data.mnist import MNISTError
-    from parity.runs.stages import train_stages
+    from parity.runs.folder import RunFolderError
+    from parity.runs.stops import Diverged, Interrupted, interruptible
+    from parity.weights.reading import WeightFileError
 
+    out = args.resume or args.out
     try:
-        if config.framework == "torch":
-            from lenet_torch.train import train
-        else:
-            from lenet_keras.train import train
-        stages = train_stages(config, train)
-    except MNISTError as error:
+        with interruptible():
+            stages = run(args)
+    except Interrupted as stop:
+        where = f"; continue with: python scripts/train.py --resume {out}" if out else ""
+        sys.stderr.write(f"error: {stop}: metrics.json says interrupted, the last finished epoch is kept{where}\n")
+        return stop.exit_code
+    except Diverged as stop:
+        cli.fail(f"training stopped: {stop}; no model was saved and metrics.json says failed (try a lower --lr)")
+    except (RunFolderError, MNISTError, WeightFileError) as error:
         cli.fail(str(error))
+    except OSError as error:
+        if error.errno in DISK_ERRORS:  # a full disk or a folder turned read-only mid-run
+            cli.fail(f"{error.filename or 'writing the run'}: {error.strerror}")
+        raise
     except RuntimeError as error:  # e.g. --accelerator gpu on a machine without one
         if "gpu" in str(error).lower() or "cuda" in str(error).lower():
             cli.fail(str(error).splitlines()[0], code=2)

@@ -9,19 +9,23 @@ same order (parity.data.epoch_order). Runs, each `scripts/train.py --record-step
   float64 with SGD and with Adam (Keras's rule in both): per-step losses must agree to <= 1e-10 relative;
   float32 with Adam: rounding differs, and the gap grows chaotically; its curve is reported.
 Writes training_parity.json and divergence.png into --out.
+
+Exit codes: 0 within tolerance; 1 a float64 case above it, a failed run, or a bad --out or data folder;
+2 bad flags; 130 / 143 Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from parity import cli
-from parity.config import TrainConfig
+from parity.config import EPOCHS, SEED, TrainConfig
+from parity.files import save_figure, write_json
 from parity.runs.stages import train_in_subprocess
+from parity.runs.stops import Interrupted, interruptible
 
 TOLERANCE = 1e-10
 CASES = (("float64", "sgd", 0.05), ("float64", "adam", 1e-3), ("float32", "adam", 1e-3))
@@ -29,19 +33,22 @@ CASES = (("float64", "sgd", 0.05), ("float64", "adam", 1e-3), ("float32", "adam"
 
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=cli.positive_int, default=1)
-    parser.add_argument("--limit-train", type=cli.positive_int)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("runs/train_parity"))
+    parser.add_argument("--epochs", type=EPOCHS, default=1, help="epochs per run (default 1)")
+    parser.add_argument("--limit-train", type=cli.positive_int, help="train on the first N images only (quick)")
+    parser.add_argument("--seed", type=SEED, default=0, help="initial weights and batch order (default 0)")
+    parser.add_argument("--data-dir", type=cli.existing_folder, help="folder with the MNIST IDX files")
+    parser.add_argument("--out", type=Path, default=Path("runs/train_parity"), help="default runs/train_parity")
     return parser.parse_args(argv)
 
 
-def relative_gaps(torch_losses: list[float], keras_losses: list[float]) -> np.ndarray:
-    a, b = np.asarray(torch_losses), np.asarray(keras_losses)
+def relative_gaps(torch_losses: list[float] | None, keras_losses: list[float] | None) -> np.ndarray:
+    if torch_losses is None or keras_losses is None:
+        raise ValueError("a run recorded no step losses")
+    a, b = np.asarray(torch_losses, dtype=np.float64), np.asarray(keras_losses, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"step counts differ: torch {a.shape}, keras {b.shape}")
-    return np.abs(a - b) / np.abs(b)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero loss: inf (or nan), reported, not warned about
+        return np.abs(a - b) / np.abs(b)
 
 
 def plot(curves: dict[str, np.ndarray], path: Path) -> None:
@@ -59,12 +66,24 @@ def plot(curves: dict[str, np.ndarray], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        with interruptible():  # SIGTERM as Ctrl-C: the running train.py is stopped with this process
+            return train_parity(args)
+    except Interrupted as stop:
+        cli.fail(f"{stop}; run it again to start over", code=stop.exit_code)
+
+
+def train_parity(args) -> int:
+    from parity.data.mnist import require_mnist
+
+    require_mnist(args.data_dir)  # the data and where to write: checked before six training runs, not after
+    cli.output_folder(args.out)
     common = dict(epochs=args.epochs, seed=args.seed, limit_train=args.limit_train, data_dir=args.data_dir,
                   record_steps=True, progress=False)
     results, curves = {}, {}
@@ -77,8 +96,11 @@ def main(argv=None) -> int:
             try:
                 runs[framework] = train_in_subprocess(framework, args.out / "runs" / f"{case}-{framework}", case_flags)
             except RuntimeError as error:
-                cli.fail(str(error))
-        gaps = relative_gaps(runs["torch"].step_losses, runs["keras"].step_losses)
+                cli.fail(f"{error}; see its output above")
+        try:
+            gaps = relative_gaps(runs["torch"].step_losses, runs["keras"].step_losses)
+        except ValueError as error:
+            cli.fail(f"{case}: the runs' step losses cannot be compared ({error})")
         curves[case] = gaps
         results[case] = {
             "steps": len(gaps),
@@ -89,7 +111,7 @@ def main(argv=None) -> int:
             "within_tolerance": bool(gaps.max() <= TOLERANCE) if precision == "float64" else None,
         }
     summary = {"tolerance": TOLERANCE, "epochs": args.epochs, "seed": args.seed, "cases": results}
-    (args.out / "training_parity.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.out / "training_parity.json", summary)  # a non-finite gap is written as null
     plot(curves, args.out / "divergence.png")
     print()
     for case, r in results.items():
@@ -97,7 +119,9 @@ def main(argv=None) -> int:
         print(f"{case:14s} {r['steps']} steps, max relative gap {r['max_relative_gap']:.2e}{verdict}")
     print(f"wrote {args.out / 'training_parity.json'} and {args.out / 'divergence.png'}")
     failed = [case for case, r in results.items() if r["within_tolerance"] is False]
-    return 1 if failed else 0
+    if failed:
+        cli.fail(f"{', '.join(failed)}: above the {TOLERANCE:.0e} tolerance (see {args.out / 'training_parity.json'})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from parity import cli
-from parity.config import RECIPES, TrainConfig, finetune_config, learning_rate, recipe_config
+from parity.config import MAX_SEED, RECIPES, TrainConfig, finetune_config, learning_rate, recipe_config
 
 CLI_FIELDS = [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
 
@@ -49,6 +51,11 @@ def parse(train_script, argv) -> TrainConfig:
     return train_script.config_from_args(train_script.parse_args(argv))
 
 
+def parse_without_out(train_script, argv) -> TrainConfig:
+    """The config the flags give, but for --out (unset, train.py picks a timestamped folder)."""
+    return parse(train_script, argv).replace(out=None)
+
+
 def test_every_field_says_whether_and_how_it_is_a_flag():
     """A new field cannot be forgotten: it has help text for its flag, or says cli=False."""
     for field in dataclasses.fields(TrainConfig):
@@ -76,9 +83,9 @@ def test_a_full_set_of_flags_gives_the_config_built_directly(train_script, full)
 
 
 def test_flags_not_given_keep_the_recipe(train_script):
-    assert parse(train_script, ["--framework", "torch"]) == recipe_config("seed", framework="torch")
-    assert parse(train_script, ["--framework", "keras", "--recipe", "best"]) == recipe_config("best", framework="keras")
-    given = parse(train_script, ["--framework", "keras", "--recipe", "best", "--epochs", "2", "--no-augment"])
+    assert parse_without_out(train_script, ["--framework", "torch"]) == recipe_config("seed", framework="torch")
+    assert parse_without_out(train_script, ["--framework", "keras", "--recipe", "best"]) == recipe_config("best", framework="keras")
+    given = parse_without_out(train_script, ["--framework", "keras", "--recipe", "best", "--epochs", "2", "--no-augment"])
     assert given == recipe_config("best", framework="keras").replace(epochs=2, augment=False)
 
 
@@ -124,10 +131,141 @@ def test_learning_rate_schedules():
     cosine = constant.replace(lr_schedule="cosine")
     rates = [learning_rate(cosine, e) for e in range(4)]
     assert rates[0] == 0.1 and rates[2] == pytest.approx(0.05) and rates == sorted(rates, reverse=True) and rates[-1] > 0
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine, got 'step'"):
+        constant.replace(lr_schedule="step")
+    broken = constant.replace()
+    broken.lr_schedule = "step"  # assigned after the check, as code could
     with pytest.raises(ValueError, match="unknown lr schedule"):
-        learning_rate(constant.replace(lr_schedule="step"), 0)
+        learning_rate(broken, 0)
 
 
 def test_to_dict_writes_paths_as_text():
     values = TrainConfig(data_dir=Path("d"), out=Path("o")).to_dict()
     assert values["data_dir"] == "d" and values["out"] == "o" and values["init_from"] is None
+
+
+# ------------------------------------------------------------------------- TrainConfig's own checks
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seed": -1}, "seed must be 0 or more and at most 4,294,967,295"),
+        ({"seed": MAX_SEED + 1}, "NumPy"),
+        ({"val_split": 60_000}, "val_split must be 0 or more and at most 59,999"),
+        ({"val_split": -5}, "val_split must be"),
+        ({"lr": float("inf")}, "lr must be a finite positive number"),
+        ({"lr": float("nan")}, "lr must be a finite positive number"),
+        ({"lr": 0.0}, "lr must be a finite positive number"),
+        ({"finetune_lr": -1e-3}, "finetune_lr must be a finite positive number"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"epochs": 2.0}, "epochs must be a positive integer"),  # a float, even a whole one, is not an epoch count
+        ({"epochs": None}, "epochs must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": True}, "batch_size must be a positive integer"),
+        ({"limit_train": 0}, "limit_train must be a positive integer"),
+        ({"finetune_batch_size": -1}, "finetune_batch_size must be"),
+        ({"code_digits": 10**9}, "code_digits must be 0 or more and at most 100,000"),
+        ({"framework": "jax"}, "framework must be one of torch, keras"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd"),
+        ({"augment": "yes"}, "augment must be True or False"),
+    ],
+)
+def test_train_config_refuses_what_the_flags_refuse(changes, message):
+    """For a config made in code or read back from a run's config.json: one ValueError naming the field."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**changes)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig().replace(**changes)
+
+
+def test_train_config_takes_every_allowed_extreme():
+    config = TrainConfig(seed=MAX_SEED, val_split=59_999, lr=1e-300, epochs=1_000, batch_size=1_000_000, limit_train=10**30,
+                         finetune_epochs=0, finetune_batch_size=1, code_digits=100_000, printed_digits=0)
+    assert config.seed == 2**32 - 1
+    assert TrainConfig(seed=np.uint32(7)).seed == 7  # NumPy integers count as integers
+    assert TrainConfig(**TrainConfig().to_dict()) == TrainConfig()  # what config.json holds reads back (paths as text)
+
+
+def test_a_val_split_that_leaves_nothing_of_other_files_is_one_line(monkeypatch, tmp_path):
+    """TrainConfig allows 59,999 of MNIST's 60,000; files with fewer images (only if the digests were not
+    MNIST's) get the data layer's one-line error, not a traceback."""
+    import parity.data.splits as splits
+    from parity.data.mnist import MNIST, MNISTError
+
+    tiny = MNIST(*(np.zeros(shape, np.uint8) for shape in ((3, 28, 28), (3,), (2, 28, 28), (2,))))
+    monkeypatch.setattr(splits, "load_mnist", lambda data_dir: tiny)
+    with pytest.raises(MNISTError, match="--val-split 3 leaves none of the 3 training images"):
+        splits.make_splits(TrainConfig(val_split=3, data_dir=tmp_path))
+    assert len(splits.make_splits(TrainConfig(val_split=2)).train_y) == 1
+
+
+def test_the_recipes_pass_their_own_checks():
+    for recipe in RECIPES:
+        recipe_config(recipe)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**31 - 1, 2**31, MAX_SEED])
+def test_the_projects_seeded_draws_take_every_allowed_seed(seed):
+    """The seed range's ends in the project's own draws: initial weights, batch order and augmentation are
+    made, reproducible, and differ from a neighbouring seed's."""
+    from parity.data.augment import augmented_epoch
+    from parity.data.batches import epoch_order
+    from parity.weights.init import initial_weights
+
+    def kernels(seed):
+        return [layer["kernel"] for layer in initial_weights(seed).values()]
+
+    weights, again, other = kernels(seed), kernels(seed), kernels(seed - 1 if seed else 1)
+    assert all(np.array_equal(w, a) and np.isfinite(w).all() for w, a in zip(weights, again))
+    assert not any(np.array_equal(w, o) for w, o in zip(weights, other))
+    order = epoch_order(seed, 999, 1000)
+    assert sorted(order) == list(range(1000)) and np.array_equal(order, epoch_order(seed, 999, 1000))
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    augmented = augmented_epoch(images, seed, 3)
+    assert augmented.shape == (4, 32, 32) and np.isfinite(augmented).all()
+    assert np.array_equal(augmented, augmented_epoch(images, seed, 3))
+
+
+def test_the_seed_limit_is_the_frameworks_own():
+    """MAX_SEED is the largest seed NumPy's legacy seeding takes, which Lightning's seed_everything and
+    keras.utils.set_random_seed both call: one more is refused by NumPy itself."""
+    np.random.seed(MAX_SEED)
+    with pytest.raises(ValueError):
+        np.random.seed(MAX_SEED + 1)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400", "0", "-1", "ten", "0x10", ""])
+def test_positive_float_flags_refuse_non_finite_and_non_positive(text):
+    with pytest.raises(cli.argparse.ArgumentTypeError, match="finite positive number"):
+        cli.positive_float(text)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "1.5", "1e3", "-1", "0", "ten", "9" * 5000])
+def test_positive_int_flags_refuse_what_is_not_a_count(text):
+    with pytest.raises(cli.argparse.ArgumentTypeError, match="positive integer"):
+        cli.positive_int(text)
+
+
+def test_a_config_that_refuses_the_flags_together_is_a_bad_flag(capsys):
+    """What no single flag's type can tell, the config's own check does, through the parser: exit 2, one line."""
+
+    @dataclasses.dataclass
+    class Pair:
+        low: int = cli_option(0)
+        high: int = cli_option(1)
+
+        def __post_init__(self):
+            if self.low >= self.high:
+                raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+
+    parser = cli.add_config_arguments(cli.ArgumentParser(prog="pair"), Pair)
+    assert parser.parse_args(["--low", "3", "--high", "4"]).low == 3
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--low", "5"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "pair: error: low (5) must be below high (1) (see --help)\n"
+
+
+def cli_option(default):
+    return dataclasses.field(default=default, metadata={"help": "a number"})

@@ -347,7 +347,7 @@ def test_foreign_torch_and_keras_files_are_rejected(tmp_path):
     with zipfile.ZipFile(tmp_path / "empty.keras", "w") as archive:
         archive.writestr("config.json", "{}")
     for name in ("linear.pt", "tensor.pt", "flat_conv.pt", "empty.keras"):
-        with pytest.raises(WeightFileError, match="not a LeNet-5"):
+        with pytest.raises(WeightFileError, match="not (a )?LeNet-5"):
             read_weights(tmp_path / name)
 
 

@@ -7,10 +7,13 @@ import re
 import runpy
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import parity.weights.convert as convert
 from parity.frameworks.models import write_weights
@@ -100,8 +103,8 @@ def test_torch_to_torch_and_keras_to_keras(convert_main, tmp_path, capsys):
     write_weights(weights, tmp_path / "a.pt")
     assert convert_main([str(tmp_path / "a.pt"), str(tmp_path / "b.ckpt")]) == 0
     assert convert_main([str(tmp_path / "b.ckpt"), str(tmp_path / "c.h5")]) == 0
-    assert convert_main([str(tmp_path / "c.h5"), str(tmp_path / "sub" / "d.keras")]) == 0  # folders are made
-    for name in ("b.ckpt", "c.h5", "sub/d.keras"):
+    assert convert_main([str(tmp_path / "c.h5"), str(tmp_path / "d.keras")]) == 0
+    for name in ("b.ckpt", "c.h5", "d.keras"):
         assert_weights_equal(read_weights(tmp_path / name), weights)
 
 
@@ -154,3 +157,61 @@ def test_usage_error_exit_code_of_the_real_process(repo_root, tmp_path):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "no such file" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def cannot_create_files_in(folder: Path) -> bool:
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(probe)
+    return False
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write to: a chmod 555 one, or (as root, whom modes do not stop) /sys, which
+    sysfs lets no one create files in."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if cannot_create_files_in(folder):
+            yield folder
+        elif Path("/sys").is_dir() and cannot_create_files_in(Path("/sys")):
+            yield Path("/sys")
+        else:
+            pytest.skip("no folder this process cannot write to")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_converting_into_a_read_only_or_missing_folder_is_one_line(repo_root, tmp_path, read_only_folder):
+    """The real process, exit 1, and nothing left behind (no temporary file either)."""
+    src = write_weights(initial_weights(0), tmp_path / "model.ckpt")
+    for dst in (read_only_folder / "model.keras", read_only_folder / "model.ckpt", tmp_path / "absent" / "model.h5"):
+        before = set(dst.parent.iterdir()) if dst.parent.is_dir() else None
+        done = run_cli(repo_root, src, dst)
+        assert done.returncode == 1, (dst, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+        assert f"cannot write {dst}" in done.stderr, done.stderr
+        assert not dst.exists() and (before is None or set(dst.parent.iterdir()) == before)
+    assert "does not exist" in done.stderr
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(convert_main, tmp_path, capsys, monkeypatch):
+    """A full disk mid-save (torch reports it as RuntimeError): one line, and the DST already there is untouched."""
+    write_weights(initial_weights(0), tmp_path / "src.ckpt")
+    old = write_weights(initial_weights(1), tmp_path / "dst.pt")
+    before = old.read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half a file")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 0 vs 1234: No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    code, err = error_of(convert_main, capsys, [tmp_path / "src.ckpt", old])
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
+    assert old.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.pt", "src.ckpt"]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from parity.codes.grayscale import NoDigit, load_image
+from parity.codes.grayscale import NoDigit, UnreadableImage, load_image
 from parity.codes.normalize import ink_map, to_mnist, to_mnist_batch
 
 MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "I;16", "I", "F"]
@@ -240,3 +240,117 @@ def test_ink_map_drops_specks_and_edge_fragments() -> None:
     # With edge_fraction=0 (characters may touch the edge, as in a whole code) the bar stays.
     kept, _ = ink_map(image, edge_fraction=0.0)
     assert kept[24:34, 0:4].any() and not kept[50:, 42:].any()
+
+
+# ------------------------------------------------------------------ reading files within time and memory bounds
+def test_shrink_in_strips_equals_one_reduce(monkeypatch) -> None:
+    """A picture over MAX_SIDE is box-filtered strip by strip in its working mode: the same pixels as one
+    Image.reduce of the whole converted image, 16-bit staying 16-bit, a palette's transparency applied."""
+    from parity.codes import imagefile
+
+    monkeypatch.setattr(imagefile, "STRIP_PIXELS", 50_000)  # many strips, one partial at the bottom
+    mask = seven_mask(301, 500)
+    wide = np.zeros((301, 5000), np.float32)
+    wide[:, 2000:2500] = mask
+    for mode in ["1", "L", "P-transparent", "RGBA", "I;16", "F"]:
+        image = render(wide, mode, True)
+        small = imagefile.shrink(image, max_side=2048)
+        assert small.size == (1667, 101), mode  # factor ceil(5000 / 2048) = 3, partial blocks kept
+        working = imagefile.working_mode(image.mode)
+        whole = image.convert(working).reduce(3)
+        assert small.mode == ("I;16" if mode == "I;16" else working), mode
+        expected = np.asarray(whole.convert("I;16") if mode == "I;16" else whole)
+        assert np.array_equal(np.asarray(small), expected), mode
+    plain = render(seven_mask(40, 30), "L", True)
+    assert imagefile.shrink(plain) is plain
+
+
+def test_big_arrays_are_box_filtered_in_strips(monkeypatch) -> None:
+    """An array over MAX_SIDE is scaled to [0, 1] and box-filtered a strip at a time: the same as filtering the
+    whole float image at once, with the scale rule taken from the whole array (not from each strip)."""
+    from parity.codes import grayscale, imagefile
+
+    monkeypatch.setattr(grayscale, "STRIP_ELEMENTS", 20_000)
+    rng = np.random.default_rng(3)
+    a = rng.integers(-300, 40_000, (2 * imagefile.MAX_SIDE + 5, 700), dtype=np.int32)
+    a[: 2 * imagefile.MAX_SIDE, :] = np.clip(a[: 2 * imagefile.MAX_SIDE, :], 0, 255)  # only the last rows set the range
+    gray = load_image(a)
+    unit = (a.astype(np.float64) - a.min()) / (a.max() - a.min())
+    rows, cols = np.arange(0, a.shape[0], 3), np.arange(0, a.shape[1], 3)
+    sums = np.add.reduceat(np.add.reduceat(unit, rows, axis=0), cols, axis=1)
+    counts = np.outer(np.diff(np.append(rows, a.shape[0])), np.diff(np.append(cols, a.shape[1])))
+    assert gray.shape == (1367, 234) and np.allclose(gray, sums / counts, atol=1e-6)
+    view = np.broadcast_to(np.arange(3000, dtype=np.uint8)[None, :] % 200, (3000, 3000))  # stride 0, read-only
+    assert load_image(view).shape == (1500, 1500)
+
+
+def png_header_only(path, width: int, height: int, colour_type: int = 2) -> None:
+    """A PNG that declares width x height but holds almost no pixel data."""
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour_type, 0, 0, 0])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+def test_decoded_size_is_checked_before_decoding(tmp_path) -> None:
+    """The limit is checked on the header, so a bomb is refused at once; under it, a short file is truncated."""
+    import time
+
+    from parity.codes.imagefile import MAX_DECODED_BYTES, read_picture
+
+    bomb = tmp_path / "bomb.png"
+    png_header_only(bomb, 9_000, 9_000)  # RGB: 309 MiB decoded, under Pillow's own guard
+    start = time.perf_counter()
+    with pytest.raises(UnreadableImage, match=r"too large to decode safely: 9000x9000 RGB takes 309 MiB decoded, over the 256 MiB"):
+        read_picture(bomb)
+    assert time.perf_counter() - start < 1 and MAX_DECODED_BYTES == 256 * 2**20
+    png_header_only(bomb, 9_000, 9_000, colour_type=0)  # the same in gray: 77 MiB, allowed, but there is no data
+    with pytest.raises(UnreadableImage, match="cannot read image"):
+        read_picture(bomb)
+    png_header_only(bomb, 100_000, 100_000, colour_type=0)  # Pillow's own guard
+    with pytest.raises(UnreadableImage, match="DecompressionBombError"):
+        read_picture(bomb)
+
+
+def test_big_jpeg_is_decoded_reduced(tmp_path) -> None:
+    from parity.codes.imagefile import MAX_SIDE, read_picture
+
+    path = tmp_path / "photo.jpg"
+    image = Image.new("RGB", (6000, 4000), (230, 225, 210))
+    ImageDraw.Draw(image).line([(2000, 800), (4000, 800), (2800, 3400)], fill=(30, 40, 120), width=400)
+    image.save(path, quality=80)
+    picture = read_picture(path)
+    assert picture.image.mode == "RGB" and max(picture.image.size) <= MAX_SIDE and picture.note is None
+    assert_mnist_like(to_mnist(path))
+
+
+def test_non_regular_files_and_programs_are_refused(tmp_path) -> None:
+    """A FIFO (opening it would block for a writer), a device, a folder: refused at once, by kind. An EPS
+    file is refused before Pillow could run Ghostscript on it."""
+    import os
+
+    fifo = tmp_path / "digit.png"
+    os.mkfifo(fifo)
+    for path, kind in [(fifo, "a FIFO"), ("/dev/zero", "a character device"), (tmp_path, "a folder")]:
+        with pytest.raises(UnreadableImage, match=f"{kind}, not a regular file"):
+            load_image(path)
+    eps = tmp_path / "digit.eps"
+    eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nnewpath 4 4 moveto 24 24 lineto stroke\n")
+    with pytest.raises(UnreadableImage, match="not an image file of a format read here"):
+        load_image(eps)
+
+
+def test_animated_files_read_their_first_frame(tmp_path) -> None:
+    from parity.codes.imagefile import read_picture
+
+    first = render(seven_mask(40, 30), "L", True)
+    frames = [first] + [Image.new("L", (30, 40), 255 - 10 * i) for i in range(1, 5)]
+    for suffix in ("gif", "png", "webp"):
+        path = tmp_path / f"anim.{suffix}"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=50)
+        picture = read_picture(path)
+        assert picture.frames == 5 and picture.note == "animated: first of 5 frames read", suffix
+        assert np.abs(to_mnist(picture.image).astype(int) - to_mnist(first)).mean() < 8, suffix

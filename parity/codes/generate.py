@@ -17,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sys
 import threading
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ TRAIN_SEED_BASE = 1_000
 TEST_SEED = 7
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "data" / "codes"
 CAPTCHA_VERSION = getattr(captcha, "__version__", "0.7")
+# What np.load of a damaged or old .npz raises (truncated zip, bad CRC, missing array): the cache is made again.
+CACHE_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 INK_SHARE = 0.5  # a pasted character's pixel is ink where its mask is at least this share of its body's
 
 _patch_lock = threading.RLock()
@@ -214,17 +219,22 @@ def load_or_generate(
                     seed=int(data["seed"]),
                     visible=data["visible"],
                 )
-        except (OSError, KeyError, ValueError):
+        except CACHE_ERRORS:
             pass  # unreadable or old cache: make it again
     codeset = generate_codes(n, seed, width=width, height=height, fonts=fonts_t, length=length)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        np.savez_compressed(
-            fh,
-            images=codeset.images,
-            codes=codeset.codes,
-            boxes=codeset.boxes,
-            seed=np.int64(seed),
-            visible=codeset.visible,
-        )
+    save_cache(path, images=codeset.images, codes=codeset.codes, boxes=codeset.boxes, seed=np.int64(seed),
+               visible=codeset.visible)
     return codeset
+
+
+def save_cache(path: Path, **arrays: np.ndarray) -> bool:
+    """The arrays as a compressed .npz at `path`, written atomically. A cache only saves time, so one that
+    cannot be written (a read-only or full disk) is skipped with a one-line warning, not an error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as fh:
+            np.savez_compressed(fh, **arrays)
+    except OSError as error:
+        sys.stderr.write(f"warning: cache {path} not written ({error.strerror or error}); carrying on without it\n")
+        return False
+    return True

@@ -6,7 +6,8 @@ from a captcha is instead dark or coloured ink on a light, textured background, 
 lines and dots, at any size and in any image mode. `to_mnist` bridges the two:
 
 1. `load_image` (parity.codes.grayscale): any mode / dtype -> float gray in [0, 1] (transparent
-   pixels become background).
+   pixels become background); files read in bounded time and memory (parity.codes.imagefile), anything
+   over 2048 px box-filtered down first.
 2. Work at a bounded scale (long side 48..160 px) so filter sizes mean the same everywhere.
 3. Polarity: the border pixels are background; if it is lighter than the image, invert so ink is bright.
 4. Remove smooth background (gradients, uneven light) with a robust quadratic surface fit.

@@ -16,20 +16,21 @@ import numpy as np
 
 from parity.codes.crops import digit_crops
 from parity.codes.fonts import PRINTED_TRAIN_FONTS, print_digits
-from parity.codes.generate import DEFAULT_CACHE, TRAIN_SEED_BASE, cache_name, load_or_generate
+from parity.codes.generate import CACHE_ERRORS, DEFAULT_CACHE, TRAIN_SEED_BASE, cache_name, load_or_generate, save_cache
 from parity.codes.segment import segmented_crops
-from parity.files import atomic_write
 
 
 def cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) from the .npz at `path`, made by `make` and written atomically if absent."""
+    """(images, labels) from the .npz at `path`, made by `make` and written atomically if absent or
+    unreadable (parity.codes.generate.save_cache: a cache that cannot be written is skipped)."""
     if path.exists():
-        with np.load(path) as data:
-            return data["images"], data["labels"]
+        try:
+            with np.load(path) as data:
+                return data["images"], data["labels"]
+        except CACHE_ERRORS:
+            pass  # damaged or old cache: make it again
     images, labels = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        np.savez_compressed(fh, images=images, labels=labels)
+    save_cache(path, images=images, labels=labels)
     return images, labels
 
 

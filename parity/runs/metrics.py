@@ -20,12 +20,15 @@ class EpochMetrics:
     val_accuracy: float | None = None
 
 
+STATUSES = ("running", "interrupted", "failed", "done")  # "done": the model file beside it is the trained one
+
+
 @dataclass
 class RunMetrics:
     framework: str
     params: int
-    test_accuracy: float  # on all 10,000 MNIST test images
-    test_loss: float
+    test_accuracy: float | None  # on all 10,000 MNIST test images; None until the run is done
+    test_loss: float | None
     test_images: int
     epochs: int
     train_seconds: float
@@ -37,6 +40,8 @@ class RunMetrics:
     history: list[EpochMetrics] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
     step_losses: list[float] | None = None  # with --record-steps: the loss of every training step, in order
+    status: str = "done"  # one of STATUSES; written after every epoch while "running"
+    error: str | None = None  # why the run is "failed" or "interrupted"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,7 +52,7 @@ class RunMetrics:
     @classmethod
     def from_dict(cls, data: dict) -> "RunMetrics":
         names = {f.name for f in fields(cls)}
-        missing = names - set(data) - {"versions", "step_losses"}
+        missing = names - set(data) - {"versions", "step_losses", "status", "error"}
         if missing:
             raise ValueError(f"metrics.json lacks {sorted(missing)}")
         values = {k: v for k, v in data.items() if k in names}

@@ -1,0 +1,139 @@
+"""Interrupted runs: signals sent to a running scripts/train.py, and --resume reproducing the run.
+
+A recipe with a fine-tune stage, in float64, in each framework: one uninterrupted run, then
+- SIGTERM during the first stage (after its first epoch's checkpoint): exit 143, status "interrupted";
+- SIGKILL during the fine-tune stage: nothing can be written, status stays "running";
+each followed by `--resume` and no other flag, which must end where the uninterrupted run ends: every
+epoch's losses and the test loss within 1e-12 relative, in both stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# 3 + 2 epochs on 3,000 images, float64: long enough epochs (~0.5 s) for a signal to land inside one.
+FLAGS = [
+    "--epochs", "3", "--finetune-epochs", "2", "--limit-train", "3000", "--val-split", "500", "--batch-size", "100",
+    "--precision", "float64", "--lr-schedule", "cosine", "--seed", "5", "--no-progress",
+]
+MAX_RELATIVE_GAP = 1e-12
+# One thread per framework: these small runs gain nothing from two, and on a busy machine two spinning
+# OpenMP threads make them many times slower. (Same threads in every run compared, so the same numbers.)
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
+def train(repo_root, *args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "scripts/train.py", *args], cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=ONE_THREAD,
+    )
+
+
+def finished(process: subprocess.Popen, timeout: float = 1200) -> tuple[int, str]:
+    _, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stderr
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def wait_for_checkpoint(stage: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the stage's first epoch is in metrics.json and its checkpoint (not a .part) is in place."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        checkpoints = stage / "checkpoints"
+        if checkpoints.is_dir() and any(p.name.startswith("last.") for p in checkpoints.iterdir()):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"no checkpoint in {stage}")
+
+
+def relative_gap(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), 1e-300)
+
+
+def assert_same_run(resumed: dict, uninterrupted: dict) -> None:
+    assert resumed["status"] == "done"
+    assert len(resumed["history"]) == len(uninterrupted["history"])
+    for mine, theirs in zip(resumed["history"], uninterrupted["history"]):
+        for key in ("train_loss", "val_loss"):
+            assert relative_gap(mine[key], theirs[key]) <= MAX_RELATIVE_GAP, (mine["epoch"], key, mine[key], theirs[key])
+    assert relative_gap(resumed["test_loss"], uninterrupted["test_loss"]) <= MAX_RELATIVE_GAP
+    assert resumed["test_accuracy"] == uninterrupted["test_accuracy"]
+
+
+@pytest.fixture(scope="module", params=["torch", "keras"])
+def uninterrupted(request, repo_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"whole-{request.param}")
+    code, stderr = finished(train(repo_root, "--framework", request.param, *FLAGS, "--out", str(out), "--overwrite"))
+    assert code == 0, stderr[-3000:]
+    assert not (out / "checkpoints").exists()  # a finished run keeps its model, not its epoch checkpoint
+    return request.param, out
+
+
+def test_sigterm_in_first_stage_then_resume(uninterrupted, repo_root, tmp_path):
+    framework, whole = uninterrupted
+    out = tmp_path / "run"
+    process = train(repo_root, "--framework", framework, *FLAGS, "--out", str(out))
+    wait_for_checkpoint(out / "pretrained", process)
+    process.send_signal(signal.SIGTERM)
+    code, stderr = finished(process)
+    assert code == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "interrupted by SIGTERM" in last and f"--resume {out}" in last
+    stopped = read(out / "pretrained" / "metrics.json")
+    assert stopped["status"] == "interrupted" and 1 <= len(stopped["history"]) < 3
+    assert not (out / "pretrained" / {"torch": "model.ckpt", "keras": "model.keras"}[framework]).exists()
+
+    code, stderr = finished(train(repo_root, "--resume", str(out)))
+    assert code == 0, stderr[-3000:]
+    first = read(out / "pretrained" / "metrics.json")
+    # Resumed, not restarted: the epochs before the signal are the interrupted session's own records.
+    kept = first["history"][0]
+    assert kept == stopped["history"][0]
+    assert_same_run(first, read(whole / "pretrained" / "metrics.json"))
+    assert_same_run(read(out / "metrics.json"), read(whole / "metrics.json"))
+
+
+def test_sigkill_in_finetune_stage_then_resume(uninterrupted, repo_root, tmp_path):
+    framework, whole = uninterrupted
+    out = tmp_path / "run"
+    process = train(repo_root, "--framework", framework, *FLAGS, "--out", str(out))
+    wait_for_checkpoint(out, process)  # the fine-tune stage's own checkpoint: the first stage is done
+    process.kill()
+    code, _ = finished(process)
+    assert code == -signal.SIGKILL
+    stopped = read(out / "metrics.json")
+    assert stopped["status"] == "running"  # nothing runs after SIGKILL: the status is stale, the lock free
+    first_stage = (out / "pretrained" / "metrics.json").read_bytes()
+
+    code, stderr = finished(train(repo_root, "--resume", str(out)))
+    assert code == 0, stderr[-3000:]
+    assert (out / "pretrained" / "metrics.json").read_bytes() == first_stage  # done stages are not run again
+    resumed = read(out / "metrics.json")
+    assert resumed["history"][0] == stopped["history"][0]
+    assert_same_run(resumed, read(whole / "metrics.json"))
+    assert_same_run(read(out / "pretrained" / "metrics.json"), read(whole / "pretrained" / "metrics.json"))
+
+
+def test_ctrl_c_exits_130(repo_root, tmp_path):
+    out = tmp_path / "run"
+    flags = ["--framework", "torch", "--epochs", "30", "--limit-train", "2000", "--val-split", "0", "--no-progress"]
+    process = train(repo_root, *flags, "--out", str(out))
+    wait_for_checkpoint(out, process)
+    process.send_signal(signal.SIGINT)
+    code, stderr = finished(process)
+    assert code == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "interrupted by SIGINT" in stderr.strip().splitlines()[-1]
+    assert read(out / "metrics.json")["status"] == "interrupted"

@@ -37,7 +37,7 @@ def make_parser() -> cli.ArgumentParser:
     runs = parser.add_argument_group("run folders")
     exclusive = runs.add_mutually_exclusive_group()
     exclusive.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                           help="continue the run in RUN_DIR from its last finished epoch, with its own config (no other flags)")
+                           help="continue the run in RUN_DIR from its last finished epoch, with its own config (no other flags but --[no-]progress)")
     exclusive.add_argument("--overwrite", action="store_true", help="replace the run that --out holds (refused without it)")
     return parser
 
@@ -46,7 +46,8 @@ def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.resume is not None:
-        given = [cli.flag_of(f) for f in cli._cli_fields(TrainConfig) if getattr(args, f.name) is not None]
+        # The run's own config, but how it is shown (--progress/--no-progress) is this session's choice.
+        given = [cli.flag_of(f) for f in cli._cli_fields(TrainConfig) if f.name != "progress" and getattr(args, f.name) is not None]
         if given:
             parser.error(f"--resume continues with the run's own config: drop {', '.join(given)}")
         if not args.resume.is_dir():
@@ -78,6 +79,8 @@ def run(args) -> list:
     from parity.weights.reading import read_weights
 
     config = saved_config(args.resume) if args.resume else config_from_args(args)
+    if args.resume and args.progress is not None:
+        config = config.replace(progress=args.progress)
     # Fail fast and leave nothing behind: the model to start from and the data are checked before the run
     # folder is claimed and a framework is imported.
     if config.init_from is not None and not args.resume:

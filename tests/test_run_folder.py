@@ -49,7 +49,7 @@ def test_a_folder_holding_a_run_is_refused_then_replaced_with_overwrite(repo_roo
 
 def test_resume_of_a_finished_run_does_not_train_again(repo_root, finished_run):
     before = (finished_run / "metrics.json").read_bytes()
-    done = run(repo_root, "--resume", str(finished_run))
+    done = run(repo_root, "--resume", str(finished_run), "--no-progress")  # display flags are this session's
     assert done.returncode == 0, done.stderr[-2000:]
     assert "test accuracy" in done.stdout
     assert (finished_run / "metrics.json").read_bytes() == before

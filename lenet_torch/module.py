@@ -128,7 +128,7 @@ def _padding(padding) -> str:
     return "valid" if _square(padding) == 0 else str(padding)
 
 
-def _layer_info(name: str, module: nn.Module, activation: str | None) -> LayerInfo:
+def layer_info(name: str, module: nn.Module, activation: str | None) -> LayerInfo:
     kind = next((kind for cls, kind in _KINDS if isinstance(module, cls)), "other")
     info = LayerInfo(name, kind, activation=activation, class_name=type(module).__name__)
     if kind in ("conv", "avgpool", "maxpool"):
@@ -139,7 +139,7 @@ def _layer_info(name: str, module: nn.Module, activation: str | None) -> LayerIn
     return info
 
 
-def _activation(output: torch.Tensor, received: torch.Tensor) -> str | None:
+def measured_activation(output: torch.Tensor, received: torch.Tensor) -> str | None:
     """Which function turned a layer's output into what came next (the next layer's input, or the probabilities)."""
     for name, function in _ACTIVATIONS.items():
         if received.shape == output.shape and torch.allclose(function(output), received):
@@ -172,7 +172,7 @@ def describe_architecture(model: LeNet5) -> list[dict]:
         for hook in hooks:
             hook.remove()
     received = [inputs for _, _, inputs, _ in calls[1:]] + [probabilities]
-    infos = [_layer_info(name, module, _activation(output, after))
+    infos = [layer_info(name, module, measured_activation(output, after))
              for (name, module, _, output), after in zip(calls, received)]
     return [{key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(info).items()}
             for info in infos]

@@ -2,15 +2,15 @@
 
 A save goes to a temporary file beside the destination, is fsynced, then replaces it (parity.files.atomic_path):
 a kill or a full disk during a save leaves the previous complete file, never a stub under its name.
+Lightning is imported only to write a .ckpt: reading a model (predict, export) needs torch alone. The trainer's
+own checkpoint writing is in lenet_torch/checkpoint_io.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lenet_torch.model import LeNet5
 from parity.files import atomic_path
@@ -40,6 +40,8 @@ def save_checkpoint(state: dict[str, torch.Tensor], path: Path, config: dict | N
     if path.suffix.lower() != ".ckpt":
         checkpoint = state
     else:
+        import lightning as L
+
         from lenet_torch.module import LitLeNet5, describe_architecture
 
         module = LitLeNet5(config)
@@ -59,27 +61,3 @@ def save_checkpoint(state: dict[str, torch.Tensor], path: Path, config: dict | N
 def save_weights(weights: Weights, path: Path, config: dict | None = None) -> None:
     """Weights in Keras layout -> a .ckpt (Lightning) or .pt/.pth (state_dict) file."""
     save_checkpoint({k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()}, path, config)
-
-
-def save_trainer_checkpoint(trainer: L.Trainer, path: str | Path, weights_only: bool = False) -> Path:
-    """`trainer.save_checkpoint(path)`, atomically: the whole trained run (with optimizer state unless
-    weights_only), its architecture record included (LitLeNet5.on_save_checkpoint)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        trainer.save_checkpoint(tmp, weights_only=weights_only)
-    return path
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, atomic and durable: `L.Trainer(plugins=[AtomicCheckpointIO()])` makes every
-    checkpoint the trainer writes (ModelCheckpoint's each epoch, trainer.save_checkpoint) go through
-    parity.files.atomic_path. Lightning's own `_atomic_save` stages the file in the system temp folder and
-    moves it without an fsync, which is neither atomic across filesystems nor durable."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)  # as TorchCheckpointIO does
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)

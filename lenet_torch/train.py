@@ -2,7 +2,7 @@
 
 Every epoch end writes metrics.json and checkpoints/last.ckpt (`EpochEnd`, a ModelCheckpoint); `resume`
 continues from that checkpoint through `Trainer.fit(ckpt_path=...)`. Checkpoints are written through
-`lenet_torch.checkpoint.AtomicCheckpointIO` and read with `weights_only=True`.
+`lenet_torch.checkpoint_io.AtomicCheckpointIO` and read with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torchmetrics
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from lenet_torch.checkpoint import AtomicCheckpointIO
+from lenet_torch.checkpoint_io import AtomicCheckpointIO
 from lenet_torch.data import MNISTDataModule, SetEpoch
 from lenet_torch.module import LitLeNet5
 from parity.config import TrainConfig

@@ -5,7 +5,9 @@
 
 Each training run is `scripts/train.py` in its own process (so TensorFlow and torch never share one).
 Then the seed-0 models are cross-checked: each one's weights run in the other framework on all 10,000
-test images. Writes into --out: parity.json, report.md, learning_curves.png, confusion.png, runs/.
+test images, and are exported to ONNX through both exporters (torch.onnx, Keras's tf2onnx) and run in
+onnxruntime; the export by the model's own framework stays beside it (runs/<framework>-seed0/model.onnx).
+Writes into --out: parity.json, report.md, learning_curves.png, confusion.png, runs/.
 
 Exit codes: 0 done; 1 a bad --out or data folder, or a failed run; 2 bad flags; 130 / 143 Ctrl-C / SIGTERM.
 """
@@ -13,6 +15,7 @@ Exit codes: 0 done; 1 a bad --out or data folder, or a failed run; 2 bad flags; 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ from parity.runs.stops import Interrupted, interruptible
 
 SEEDS = cli.Number(int, low=1, high=MAX_SEED + 1, why="seeds 0..K-1 must each be a seed train.py takes")
 
+ONNX_FILE = "model.onnx"  # each seed-0 model's ONNX export, beside it in its run folder
 TRAIN_FIELDS = ("recipe", "epochs", "val_split", "limit_train", "data_dir", "progress")  # passed on to scripts/train.py
 
 
@@ -62,9 +66,12 @@ def cross_check(args, test_x: np.ndarray, test_y: np.ndarray) -> tuple[dict, dic
     from parity.runs.report import confusion_matrix
     from parity.weights.reading import read_weights
 
+    import torch._dynamo  # noqa: F401  -- before TensorFlow (parity/frameworks/both.py), which then loads without its start-up notes
+    cli.import_tensorflow_quietly()
     figures, matrices = {}, {}
     for name in args.frameworks:
-        weights = read_weights(args.out / "runs" / f"{name}-seed0" / MODEL_FILE[name])
+        folder = args.out / "runs" / f"{name}-seed0"
+        weights = read_weights(folder / MODEL_FILE[name])
         torch_out, keras_out = probabilities_both(weights, test_x)
         own = torch_out if name == "torch" else keras_out
         matrices[name] = confusion_matrix(test_y, own.argmax(1))
@@ -72,9 +79,35 @@ def cross_check(args, test_x: np.ndarray, test_y: np.ndarray) -> tuple[dict, dic
         direction = "keras_to_torch" if name == "keras" else "torch_to_keras"
         figures[f"max_abs_diff_{direction}"] = diff.max_abs_diff
         figures[f"argmax_agreement_{direction}"] = diff.argmax_agreement
+        figures.setdefault("onnx", {})[name] = onnx_check(weights, name, folder, test_x, torch_out, keras_out, args.out)
     if len(args.frameworks) == 2:
         figures["argmax_agreement"] = min(figures["argmax_agreement_keras_to_torch"], figures["argmax_agreement_torch_to_keras"])
     return figures, matrices
+
+
+def onnx_check(weights, own: str, folder: Path, test_x: np.ndarray, torch_out: np.ndarray, keras_out: np.ndarray,
+               out: Path) -> dict:
+    """Export one model's weights through torch.onnx and through Keras (tf2onnx), run both files in onnxruntime and
+    compare each with its framework's own outputs and with each other. The export by the model's own framework
+    is kept as `folder`/model.onnx; the other one is made in a scratch folder and removed."""
+    from lenet_keras.checkpoint import model_from_weights as keras_model
+    from lenet_keras.export import export_onnx as keras_export
+    from lenet_torch.checkpoint import model_from_weights as torch_model
+    from lenet_torch.export import export_onnx as torch_export
+    from parity.frameworks.equivalence import compare_outputs
+    from parity.frameworks.onnx_runtime import load_onnx
+
+    outputs = {}
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".onnx-") as scratch:
+        for exporter, export, build in (("torch", torch_export, torch_model), ("keras", keras_export, keras_model)):
+            path = folder / ONNX_FILE if exporter == own else Path(scratch) / f"{exporter}.onnx"
+            outputs[exporter] = load_onnx(export(build(weights), path)).predict_probabilities(test_x)
+    diffs = {"torch_export_vs_torch": compare_outputs(outputs["torch"], torch_out),
+             "keras_export_vs_keras": compare_outputs(outputs["keras"], keras_out),
+             "torch_export_vs_keras_export": compare_outputs(outputs["torch"], outputs["keras"])}
+    return {"path": str((folder / ONNX_FILE).relative_to(out)), "exported_by": own, "images": len(test_x),
+            **{f"max_abs_diff_{what}": diff.max_abs_diff for what, diff in diffs.items()},
+            "argmax_agreement": min(diff.argmax_agreement for diff in diffs.values())}
 
 
 def main(argv=None) -> int:
@@ -110,6 +143,10 @@ def compare(args) -> int:
             f"conversion: max |diff| keras->torch {summary['max_abs_diff_keras_to_torch']:.1e}, "
             f"torch->keras {summary['max_abs_diff_torch_to_keras']:.1e}, argmax agreement {summary['argmax_agreement']:.2%}"
         )
+    for name, onnx in summary.get("onnx", {}).items():
+        print(f"onnx ({name} seed 0, {onnx['path']}): max |diff| torch export vs torch {onnx['max_abs_diff_torch_export_vs_torch']:.1e}, "
+              f"keras export vs keras {onnx['max_abs_diff_keras_export_vs_keras']:.1e}, torch vs keras export "
+              f"{onnx['max_abs_diff_torch_export_vs_keras_export']:.1e}, argmax agreement {onnx['argmax_agreement']:.2%}")
     print(f"report: {report}")
     return 0
 

@@ -161,7 +161,7 @@ def fitted_trainer(tmp_path_factory):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
 
-    from lenet_torch.checkpoint import AtomicCheckpointIO
+    from lenet_torch.checkpoint_io import AtomicCheckpointIO
     from lenet_torch.module import LitLeNet5
 
     folder = tmp_path_factory.mktemp("trainer")
@@ -176,7 +176,7 @@ def fitted_trainer(tmp_path_factory):
 
 
 def test_lightning_checkpoints_go_through_the_atomic_writer(fitted_trainer, monkeypatch, capfd):
-    from lenet_torch.checkpoint import save_trainer_checkpoint
+    from lenet_torch.checkpoint_io import save_trainer_checkpoint
     from lenet_torch.module import LitLeNet5
 
     trainer, folder = fitted_trainer

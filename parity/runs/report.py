@@ -110,6 +110,24 @@ def _pm(stats: dict, digits: int = 4) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
+def onnx_lines(onnx: dict[str, dict]) -> list[str]:
+    """report.md's ONNX table: each seed-0 model exported through both exporters, run in onnxruntime."""
+    images = next(iter(onnx.values()))["images"]
+    lines = [
+        "",
+        f"ONNX export (each seed-0 model exported through torch.onnx and through Keras/tf2onnx, run in onnxruntime on "
+        f"all {images:,} test images; max abs diff of softmax):",
+        "",
+        "| model | file | torch export vs torch | Keras export vs Keras | torch export vs Keras export | argmax agreement |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, figures in onnx.items():
+        lines.append(f"| {name} seed 0 | `{figures['path']}` | {figures['max_abs_diff_torch_export_vs_torch']:.2e} | "
+                     f"{figures['max_abs_diff_keras_export_vs_keras']:.2e} | {figures['max_abs_diff_torch_export_vs_keras_export']:.2e} | "
+                     f"{figures['argmax_agreement']:.2%} |")
+    return lines
+
+
 def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], matrices: dict[str, np.ndarray]) -> Path:
     """Write parity.json, the two plots and report.md (which shows them) into `out`."""
     write_json(out / "parity.json", summary)
@@ -141,6 +159,8 @@ def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], ma
             f"| Keras → torch | {summary['max_abs_diff_keras_to_torch']:.2e} | {summary['argmax_agreement_keras_to_torch']:.2%} |",
             f"| torch → Keras | {summary['max_abs_diff_torch_to_keras']:.2e} | {summary['argmax_agreement_torch_to_keras']:.2%} |",
         ]
+    if "onnx" in summary:
+        lines += onnx_lines(summary["onnx"])
     lines += [
         "",
         "Per-class test accuracy (seed 0):",

@@ -200,6 +200,9 @@ def test_seed_model_exports_score_as_the_seed(seed_weights, mnist_test, tmp_path
     assert_same(out["torch_onnx"], out["torch"], "seed: torch export vs torch")
     assert_same(out["keras_onnx"], out["keras"], "seed: keras export vs keras")
     assert_same(out["torch_onnx"], out["keras_onnx"], "seed: torch export vs keras export")
+    assert_same(out["torch_onnx"], out["keras"], "seed: torch export vs keras")
+    assert_same(out["keras_onnx"], out["torch"], "seed: keras export vs torch")
+    assert_same(out["torch"], out["keras"], "seed: torch vs keras")
     scores = {name: accuracy(p, labels) for name, p in out.items()}
     print("seed test accuracy:", scores)
     assert len(set(scores.values())) == 1 and scores["torch"] > 0.98, scores

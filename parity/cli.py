@@ -148,6 +148,42 @@ def existing_folder(text: str) -> Path:
     return path
 
 
+def model_file(suffixes: tuple[str, ...]):
+    """A `type=` for a flag naming a model file (--model): the Path if its suffix is one of `suffixes` and it
+    is an existing regular file, else one line saying which of the three it is not (exit 2). The file's
+    content is checked where it is read."""
+
+    def check(text: str) -> Path:
+        path = Path(text)
+        if path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text}: unknown model format {path.suffix or '(no suffix)'!r}; "
+                                             f"use one of {', '.join(suffixes)}")
+        if not path.exists():
+            raise argparse.ArgumentTypeError(f"{text}: no such file")
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text}: not a regular file")
+        return path
+
+    check.__name__ = "model file"  # argparse names a type by it in some messages
+    return check
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset may narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def single_threaded_numpy() -> None:
+    """One BLAS/OpenMP thread per process, unless the user chose otherwise: set before NumPy is imported, as
+    OpenBLAS reads it once, when it loads. For CLIs that run several processes (predict.py, codes.py read
+    images in one per core); each model framework's own threads are set explicitly where it is loaded."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def output_folder(path: Path, flag: str = "--out") -> Path:
     """`path` made (with its parents) and writable, else one line and exit 1: checked before any work
     starts, so a long run never fails at its very end for want of a place to write its results."""

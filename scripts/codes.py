@@ -4,17 +4,24 @@
     python scripts/codes.py generate --n 20 --out runs/codes
     python scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000
     python scripts/codes.py solve --model runs/best-keras/model.keras runs/codes/*.png
+    python scripts/codes.py solve --model runs/model.onnx --workers 2 runs/codes/*.png
     python scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/picture.png
 
 Codes are 4-digit images drawn by the `captcha` package (160x60 unless --width/--height), seeded so a
 seed always gives the same images; the test seed (7) is disjoint from the training seeds. `eval`
 prints JSON with digit_accuracy (each digit in its place) and code_accuracy (all four right).
 
-`solve` prints one JSON line per image, {"path": ..., "code": "0123"}; a code it cannot read is null,
-with an "error" saying why (the file is no readable image, or no code could be cut from it), never made
-up. Exit status: 0 when every file was read (a row with no code for an unreadable code included), 1 when
-any file could not be read or a run failed (one line on stderr), 2 for bad flags. Every file written
-(code images, pictures, caches) is written atomically.
+--model is a .ckpt, .pt, .keras or .h5 file, run in torch or Keras (--framework, default the file's own),
+or an .onnx file (scripts/export.py), which `eval` and `solve` run in onnxruntime alone, importing neither
+torch nor TensorFlow (`picture` shows the torch and Keras readings of one model's weights, so it takes no
+.onnx). `eval` and `solve` cut and normalise the codes in --workers processes (default: one per usable
+core; 0: in this one) and run the model on --batch-size digits at a time (default 256).
+
+`solve` prints one JSON line per image, in the order given, a batch at a time: {"path": ..., "code":
+"0123"}; a code it cannot read is null, with an "error" saying why (the file is no readable image, or no
+code could be cut from it), never made up. Exit status: 0 when every file was read (a row with no code for
+an unreadable code included), 1 when any file could not be read or a run failed (one line on stderr), 2
+for bad flags, 130 on Ctrl-C. Every file written (code images, pictures, caches) is written atomically.
 """
 
 from __future__ import annotations
@@ -23,15 +30,20 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from parity import cli
-from parity.files import strict_json
-from parity.weights.reading import KERAS_SUFFIXES, TORCH_SUFFIXES
 
-MODEL_SUFFIXES = TORCH_SUFFIXES + KERAS_SUFFIXES
+cli.single_threaded_numpy()  # before NumPy loads OpenBLAS: the reader processes share the cores
+
+import numpy as np  # noqa: E402
+
+from parity.files import strict_json  # noqa: E402
+from parity.frameworks.predictor import FRAMEWORKS, MODEL_SUFFIXES, framework_mismatch, model_kind  # noqa: E402
+
+BATCH_SIZE = 256  # digits per model call
 PICTURE_CODES = cli.Number(int, low=1, high=100, why="a bigger grid is too large to draw or look at")
 
 
@@ -42,20 +54,25 @@ def parse_args(argv=None):
     size.add_argument("--width", type=cli.positive_int, default=160)
     size.add_argument("--height", type=cli.positive_int, default=60)
     model = cli.argparse.ArgumentParser(add_help=False)
-    model.add_argument("--model", type=Path, required=True, help=".ckpt, .pt, .keras or .h5")
-    model.add_argument("--framework", choices=("torch", "keras"), help="default: the model file's own")
+    model.add_argument("--model", type=cli.model_file(MODEL_SUFFIXES), required=True, help=".ckpt, .pt, .keras, .h5 or .onnx")
+    model.add_argument("--framework", choices=FRAMEWORKS, help="default: the model file's own (onnx: onnxruntime, for .onnx only)")
+    speed = cli.argparse.ArgumentParser(add_help=False)
+    speed.add_argument("--workers", type=cli.non_negative_int, default=None,
+                       help=f"processes cutting and normalising codes (default: the usable cores, here {cli.usable_cores()}; "
+                            "0: in this process)")
+    speed.add_argument("--batch-size", type=cli.positive_int, default=BATCH_SIZE, help=f"digits per model call (default {BATCH_SIZE})")
 
     generate = commands.add_parser("generate", parents=[size], help="write a seeded set of code images (PNG)")
     generate.add_argument("--n", type=cli.positive_int, default=20)
     generate.add_argument("--seed", type=cli.non_negative_int, default=7, help="default 7, the test seed")
     generate.add_argument("--out", type=Path, required=True)
 
-    evaluate = commands.add_parser("eval", parents=[size, model], help="digit and whole-code accuracy on N seeded codes")
+    evaluate = commands.add_parser("eval", parents=[size, model, speed], help="digit and whole-code accuracy on N seeded codes")
     evaluate.add_argument("--n", type=cli.positive_int, default=1000)
     evaluate.add_argument("--seed", type=cli.non_negative_int, default=7)
     evaluate.add_argument("--unseen", type=cli.non_negative_int, default=0, help="also score N single digits in unseen styles")
 
-    solve = commands.add_parser("solve", parents=[model], help="read code images")
+    solve = commands.add_parser("solve", parents=[model, speed], help="read code images")
     solve.add_argument("images", nargs="+", type=Path)
     solve.add_argument("--digits", type=cli.positive_int, default=4)
 
@@ -64,13 +81,12 @@ def parse_args(argv=None):
     picture.add_argument("--n", type=PICTURE_CODES, default=8, help="codes (4 digits each) and as many unseen-style digits (at most 100)")
     args = parser.parse_args(argv)
     if getattr(args, "model", None) is not None:
-        if args.model.suffix.lower() not in MODEL_SUFFIXES:
-            parser.error(f"--model {args.model}: unknown model format {args.model.suffix or '(no suffix)'!r}; "
-                         f"use one of {', '.join(MODEL_SUFFIXES)}")
-        if not args.model.exists():
-            parser.error(f"--model {args.model}: no such file")
-        if not args.model.is_file():
-            parser.error(f"--model {args.model}: not a regular file")
+        mismatch = framework_mismatch(args.model, args.framework)
+        if mismatch:
+            parser.error(mismatch)
+        if args.command == "picture" and model_kind(args.model) == "onnx":
+            parser.error(f"picture shows the torch and Keras readings of one model's weights; {args.model} runs in "
+                         "onnxruntime only: give the .ckpt/.keras it was exported from (eval and solve take it)")
     for path in getattr(args, "images", []):
         if not path.exists():
             parser.error(f"{path}: no such file")
@@ -85,28 +101,47 @@ def parse_args(argv=None):
     return args
 
 
-def classifier(args, framework: str | None = None):
+def classifier(args, framework: str | None = None, threads: int | None = None):
     from parity.frameworks.predictor import load_classifier
-    from parity.weights.reading import WeightFileError, file_kind
+    from parity.weights.reading import WeightFileError
 
-    framework = framework or args.framework or file_kind(args.model)
-    if framework == "keras" and file_kind(args.model) == "torch":
+    framework = framework or args.framework or model_kind(args.model)
+    if framework == "keras" and model_kind(args.model) == "torch":
         from parity.frameworks.both import load_both
 
         load_both()
     try:
-        return load_classifier(args.model, framework), framework
+        return load_classifier(args.model, framework, threads=threads), framework
     except WeightFileError as error:
         message = " ".join(str(error).split())
         cli.fail(message if str(args.model) in message else f"--model {args.model}: {message}")
 
 
+def reader_pool(args, items: int):
+    """(the reader processes for `items` inputs, or a null context for --workers 0, their number)."""
+    from parity.codes.workers import ReaderPool
+
+    workers = min(cli.usable_cores() if args.workers is None else args.workers, items)
+    return (ReaderPool(workers) if workers else nullcontext()), workers
+
+
+def model_threads(workers: int) -> int:
+    """The model's threads: the cores the reader processes leave (at least one)."""
+    return max(1, cli.usable_cores() - workers)
+
+
 def digits_read(probabilities: np.ndarray) -> str | None:
     """The digits a classifier's (k, 10) output names, or None if any row is not finite (no made-up digit)."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if not np.isfinite(probabilities).all():
-        return None
-    return "".join(str(int(d)) for d in probabilities.argmax(1))
+    from parity.codes.reading import digits_read as named
+
+    return named(probabilities)
+
+
+def classify_all(digits: np.ndarray, classify, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """(k, 10) probabilities of uint8 (k, 28, 28) digits, batch_size digits per classify call."""
+    if not len(digits):
+        return np.zeros((0, 10), dtype=np.float32)
+    return np.concatenate([classify(digits[i : i + batch_size]) for i in range(0, len(digits), batch_size)])
 
 
 def cmd_generate(args) -> dict:
@@ -123,36 +158,33 @@ def cmd_generate(args) -> dict:
     return {"out": str(out), "n": args.n, "seed": args.seed, "size": [args.width, args.height]}
 
 
-def read_codes(images, classify, n_digits: int = 4) -> list[str | None]:
-    """Like parity.codes.segment.read_code for many images, with one classifier call for all their digits;
-    None for a code that cannot be cut into n_digits digits or whose digits the model gives no finite reading."""
-    from parity.codes.errors import NoDigit
-    from parity.codes.normalize import to_mnist_batch
-    from parity.codes.segment import segment_code
+def read_codes(images, classify, n_digits: int = 4, pool=None, batch_size: int = BATCH_SIZE) -> list[str | None]:
+    """Like parity.codes.segment.read_code for many images, their digits classified batch_size at a time (the
+    images cut and normalised in `pool`'s processes, or here); None for a code that cannot be cut into
+    n_digits digits or whose digits the model gives no finite reading."""
+    from parity.codes.reading import code_digits
+    from parity.codes.workers import chunk_size, ordered_map
 
-    crops: list[np.ndarray | None] = []
-    for image in images:
-        try:
-            crops.append(to_mnist_batch(segment_code(image, n_digits)))
-        except NoDigit:
-            crops.append(None)
+    workers = len(pool.workers) if pool is not None else 0
+    crops = list(ordered_map(partial(code_digits, n_digits=n_digits), images, pool, chunk_size(len(images), workers, 4)))
     readable = [c for c in crops if c is not None]
-    probabilities = iter(np.split(classify(np.concatenate(readable)), len(readable)) if readable else [])
+    probabilities = np.split(classify_all(np.concatenate(readable), classify, batch_size), len(readable)) if readable else []
+    probabilities = iter(probabilities)
     return [None if c is None else digits_read(next(probabilities)) for c in crops]
 
 
-def mnist_style(images) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 (k, 28, 28) digits, indices of the images they come from): an image with no readable digit is left out."""
-    from parity.codes.errors import NoDigit
-    from parity.codes.normalize import to_mnist
+def mnist_style(images, pool=None) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 (k, 28, 28) digits, indices of the images they come from): an image with no readable digit is
+    left out. Normalised in `pool`'s processes, or here."""
+    from parity.codes.reading import mnist_digit
+    from parity.codes.workers import chunk_size, ordered_map
 
+    workers = len(pool.workers) if pool is not None else 0
     digits, kept = [], []
-    for i, image in enumerate(images):
-        try:
-            digits.append(to_mnist(image))
-        except NoDigit:
-            continue
-        kept.append(i)
+    for i, digit in enumerate(ordered_map(mnist_digit, images, pool, chunk_size(len(images), workers))):
+        if digit is not None:
+            digits.append(digit)
+            kept.append(i)
     return np.array(digits, dtype=np.uint8).reshape(-1, 28, 28), np.array(kept, dtype=np.int64)
 
 
@@ -160,11 +192,17 @@ def cmd_eval(args) -> dict:
     from parity.codes.fonts import unseen_style_digits
     from parity.codes.generate import load_or_generate
 
-    classify, framework = classifier(args)
-    codes = load_or_generate(args.n, args.seed, width=args.width, height=args.height)
-    start = time.perf_counter()
-    read = read_codes(codes.images, classify)
-    seconds = time.perf_counter() - start
+    pool, workers = reader_pool(args, max(args.n, args.unseen))
+    with pool:  # started before the model's framework is imported
+        classify, framework = classifier(args, threads=model_threads(workers))
+        codes = load_or_generate(args.n, args.seed, width=args.width, height=args.height)
+        start = time.perf_counter()
+        read = read_codes(codes.images, classify, pool=pool if workers else None, batch_size=args.batch_size)
+        seconds = time.perf_counter() - start
+        if args.unseen:
+            images, labels = unseen_style_digits(args.unseen, seed=args.seed)
+            digits, kept = mnist_style(images, pool=pool if workers else None)
+            read_unseen = digits_read(classify_all(digits, classify, args.batch_size)) if len(kept) else ""
     right = [sum(a == b for a, b in zip(r or "????", truth)) for r, truth in zip(read, codes.codes)]
     result = {
         "model": str(args.model),
@@ -178,46 +216,28 @@ def cmd_eval(args) -> dict:
         "seconds_per_code": round(seconds / args.n, 4),
     }
     if args.unseen:
-        images, labels = unseen_style_digits(args.unseen, seed=args.seed)
-        digits, kept = mnist_style(images)
-        read_unseen = digits_read(classify(digits)) if len(kept) else ""
         correct = 0 if read_unseen is None else sum(int(d) == labels[i] for d, i in zip(read_unseen, kept))
         result["unseen_digits"] = args.unseen
         result["unseen_digit_accuracy"] = correct / args.unseen  # an unreadable digit counts as wrong
     return result
 
 
-def solve_file(path: Path, classify, n_digits: int) -> tuple[dict, bool]:
-    """(the file's row, whether the file was read). A row without a code says why in "error"."""
-    from parity.codes.errors import NoDigit, UnreadableImage
-    from parity.codes.imagefile import read_picture
-    from parity.codes.normalize import to_mnist_batch
-    from parity.codes.segment import segment_code
-
-    row = {"path": str(path), "code": None}
-    try:
-        picture = read_picture(path)
-    except UnreadableImage as error:
-        return {**row, "error": str(error)}, False
-    if picture.note:
-        row["note"] = picture.note
-    try:
-        crops = to_mnist_batch(segment_code(picture.image, n_digits))
-    except NoDigit as error:  # read, but no code could be cut from it: an answer, not a failure
-        return {**row, "error": f"no {n_digits}-digit code found: {error}"}, True
-    code = digits_read(classify(crops))
-    if code is None:
-        return {**row, "error": "the model's output is not finite (NaN or infinity), so it names no digit"}, False
-    return {**row, "code": code}, True
-
-
 def cmd_solve(args) -> None:
-    classify, _ = classifier(args)
+    from parity.codes.reading import classify_in_batches, name_code, read_code
+    from parity.codes.workers import chunk_size, ordered_map
+
+    pool, workers = reader_pool(args, len(args.images))
     failed = 0
-    for path in args.images:
-        row, ok = solve_file(path, classify, args.digits)
-        failed += not ok
-        print(json.dumps(strict_json(row), allow_nan=False), flush=True)
+    with pool:  # started before the model's framework is imported; reading begins while the model loads
+        reads = ordered_map(partial(read_code, n_digits=args.digits), args.images, pool if workers else None,
+                            chunk_size(len(args.images), workers, 4))
+        classify, _ = classifier(args, threads=model_threads(workers))
+        for batch in classify_in_batches(reads, classify, args.batch_size):
+            for read, probabilities in batch:
+                row, ok = name_code(read, probabilities)
+                failed += not ok
+                sys.stdout.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
+            sys.stdout.flush()
     if failed:
         cli.fail(f"{failed} of {len(args.images)} files could not be read or classified (their rows say why)")
 
@@ -244,6 +264,8 @@ def cmd_picture(args) -> dict:
 
 
 def main(argv=None) -> int:
+    from parity.codes.workers import WorkerDied, WorkerFailed
+
     args = parse_args(argv)
     cli.quiet_frameworks()
     try:
@@ -252,6 +274,10 @@ def main(argv=None) -> int:
         else:
             result = {"generate": cmd_generate, "eval": cmd_eval, "picture": cmd_picture}[args.command](args)
             print(json.dumps(strict_json(result), allow_nan=False))
+    except (WorkerDied, WorkerFailed) as error:  # e.g. a reader killed by the system for memory
+        cli.fail(f"{args.command}: {error}")
+    except BrokenPipeError:  # the reader of our output left: quiet, handled below
+        raise
     except OSError as error:  # a full disk, a read-only folder: one line, not a traceback
         where = f"{error.filename}: " if error.filename else ""
         cli.fail(f"{args.command}: {where}{error.strerror or ' '.join(str(error).split())}")
@@ -261,7 +287,7 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the reader processes ignore it; leaving the `with` of their pool has ended them
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except BrokenPipeError:  # the reader left (e.g. `| head`): stop quietly

@@ -16,6 +16,7 @@ from PIL import Image
 
 from parity.codes.errors import NoDigit, UnreadableImage
 from parity.codes.imagefile import MAX_SIDE, read_picture, shrink
+from parity.codes.quick_stats import percentiles
 
 __all__ = ["MIN_CONTRAST", "LUMA", "NoDigit", "UnreadableImage", "load_image"]
 
@@ -139,8 +140,10 @@ def _to_gray(rgb: np.ndarray) -> np.ndarray:
     luma = rgb @ LUMA
     flat = rgb.reshape(-1, 3)
     sample = flat[:: max(1, len(flat) // 4096)]
-    spread = np.percentile(sample, 99, axis=0) - np.percentile(sample, 1, axis=0)
-    luma_spread = np.percentile(sample @ LUMA, 99) - np.percentile(sample @ LUMA, 1)
+    high, low = percentiles(sample, (99, 1), axis=0)  # np.percentile's values, one partition for both
+    spread = high - low
+    high, low = percentiles(sample @ LUMA, (99, 1))
+    luma_spread = high - low
     if luma_spread >= 0.5 * spread.max() or spread.max() < MIN_CONTRAST:
         return luma.astype(np.float32)
     centred = sample - sample.mean(axis=0)

@@ -15,18 +15,27 @@ lines and dots, at any size and in any image mode. `to_mnist` bridges the two:
    them; the threshold is set on what remains (captcha noise is often darker than the digit), and
    connected components that are specks, or neighbour fragments at the crop edge, are dropped.
 6. Crop to the ink, fit into 20x20 (Lanczos, like MNIST's antialiasing), centre the mass at (14, 14).
+
+Speed: a small digit takes about 1 ms, most of it in a few dozen NumPy calls on a few thousand pixels, so
+the steps are written to spend little per call: numpy's median, percentile and histogram without their
+overhead (parity.codes.quick_stats), the grey opening, erosion count and dilation as slices, the surface
+fit's basis made once per shape, the gray image read once. Each is the same arithmetic as the plain
+NumPy/SciPy call it replaces, so the output is the same to the bit (tests/test_fast_reading.py checks it
+against a frozen copy of the plain version).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from parity.codes.grayscale import MIN_CONTRAST, NoDigit, load_image
+from parity.codes.quick_stats import median, percentile, unit_histogram
 
 MNIST_SIZE = 28
 BOX_SIZE = 20  # MNIST's size-normalisation box
@@ -42,7 +51,7 @@ def _resize(g: np.ndarray, width: int, height: int, resample: Image.Resampling) 
 
 def _otsu(values: np.ndarray) -> float:
     """Otsu's threshold for values in [0, 1]."""
-    hist, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
+    hist, edges = unit_histogram(values, bins=64)
     p = hist / max(hist.sum(), 1)
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(p)
@@ -56,8 +65,24 @@ def _otsu(values: np.ndarray) -> float:
 def _opening(g: np.ndarray, k: int) -> np.ndarray:
     """Grey opening with a k x k square: removes bright structures thinner than k (noise lines, dots).
     The erosion's window is [i, i+k) and the dilation's (i-k, i], mirror images, so it is an opening
-    even when k is even; edges repeat the border pixel."""
-    return ndimage.grey_opening(g, size=(k, k), origin=-(k // 2), mode="nearest")
+    even when k is even; edges repeat the border pixel. Exactly
+    ndimage.grey_opening(g, size=(k, k), origin=-(k // 2), mode="nearest"), done as running minima and
+    maxima along each axis: minima and maxima involve no rounding, and for k <= 5 on a small image a few
+    whole-array NumPy calls cost far less than scipy's per-call set-up."""
+    eroded = _running(_running(g, k, 0, np.minimum, ahead=True), k, 1, np.minimum, ahead=True)
+    return _running(_running(eroded, k, 0, np.maximum, ahead=False), k, 1, np.maximum, ahead=False)
+
+
+def _running(g: np.ndarray, k: int, axis: int, pick, ahead: bool) -> np.ndarray:
+    """pick (np.minimum / np.maximum) over a window of k along `axis`: g[i .. i+k-1] if `ahead`, else
+    g[i-k+1 .. i]; the window is cut at the image's edge, which is what repeating the edge pixel gives."""
+    out = g.copy()
+    n = g.shape[axis]
+    for t in range(1, min(k, n)):
+        near, far = (slice(None, n - t), slice(t, None)) if ahead else (slice(t, None), slice(None, n - t))
+        dst = out[near] if axis == 0 else out[:, near]
+        pick(dst, g[far] if axis == 0 else g[:, far], out=dst)
+    return out
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -65,14 +90,30 @@ def _stroke_width(mask: np.ndarray) -> float:
     area = int(mask.sum())
     if area == 0:
         return 0.0
-    boundary = area - int(ndimage.binary_erosion(mask).sum())  # 4-neighbour interior; off-image is background
+    # The 4-neighbour interior (ndimage.binary_erosion's default, off-image pixels background), counted with
+    # five slices: a pixel on the image's edge has an off-image neighbour, so only inner pixels can count.
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    boundary = area - int(np.count_nonzero(inner))
     return 2.0 * area / max(boundary, 1)
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """ndimage.binary_dilation(mask, structure=EIGHT_NEIGHBOURS): each pixel or-ed with its 8 neighbours
+    (off-image pixels are False), as nine shifted slices."""
+    out = mask.copy()
+    h, w = mask.shape
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                dst = out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+                dst |= mask[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    return out
 
 
 # ------------------------------------------------------------------------------------ the pipeline
 def _noise_sigma(values: np.ndarray) -> float:
     """Robust standard deviation (scaled median absolute deviation)."""
-    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    return 1.4826 * float(median(np.abs(values - median(values))))
 
 
 def _remove_background(g: np.ndarray) -> np.ndarray:
@@ -80,26 +121,43 @@ def _remove_background(g: np.ndarray) -> np.ndarray:
     background, then again on pixels within 3 sigma of that surface, so that faint ink the rough
     threshold missed does not bend the surface."""
     span = max(float(np.ptp(g)), 1e-6)
-    background = (g - g.min()) / span <= _otsu((g - g.min()) / span)
+    unit = (g - g.min()) / span
+    background = unit <= _otsu(unit)
     residual = g - _background_surface(g, background)
     sigma = _noise_sigma(residual[background])
     background = residual <= 3 * sigma + 1e-3
     return np.maximum(g - _background_surface(g, background), 0)
 
 
+@lru_cache(maxsize=32)  # at most 32 x 160 x 160 x 24 bytes; the shapes of one batch of crops repeat
+def _quadratic_basis(h: int, w: int) -> np.ndarray:
+    """float32 (h, w, 6): 1, x, y, x*x, x*y, y*y on centred unit coordinates, made once per shape (read-only:
+    it is shared). The coordinates are those of np.mgrid[0:h, 0:w].astype(np.float32) / (side - 1) - 0.5 and
+    the products the same float32 products, computed once per row and column instead of per pixel."""
+    y = np.arange(h, dtype=np.float32) / max(h - 1, 1) - 0.5
+    x = np.arange(w, dtype=np.float32) / max(w - 1, 1) - 0.5
+    basis = np.empty((h, w, 6), dtype=np.float32)
+    basis[..., 0] = 1
+    basis[..., 1] = x
+    basis[..., 2] = y[:, None]
+    basis[..., 3] = x * x
+    basis[..., 4] = x * y[:, None]
+    basis[..., 5] = (y * y)[:, None]
+    basis.setflags(write=False)
+    return basis
+
+
 def _background_surface(g: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Least-squares quadratic surface through the background pixels: removes gradients and uneven
     lighting that a single global threshold cannot."""
-    h, w = g.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    yy, xx = yy / max(h - 1, 1) - 0.5, xx / max(w - 1, 1) - 0.5
-    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=-1)
-    rows = basis[background]
-    if len(rows) < 12:
-        return np.full_like(g, float(np.median(g)))
-    step = max(1, len(rows) // 2000)  # a subsample fits six numbers just as well
-    a = rows[::step].astype(np.float64)
-    b = g[background][::step].astype(np.float64)
+    basis = _quadratic_basis(*g.shape)
+    where = np.flatnonzero(background)  # the background pixels in row-major order, as basis[background] has them
+    if len(where) < 12:
+        return np.full_like(g, float(median(g)))
+    step = max(1, len(where) // 2000)  # a subsample fits six numbers just as well
+    where = where[::step]
+    a = np.take(basis.reshape(-1, 6), where, axis=0).astype(np.float64)  # np.take: the same rows, faster than [where]
+    b = np.take(g.reshape(-1), where).astype(np.float64)
     # Normal equations (6x6, slightly ridged): lstsq's SVD is needlessly slow for this.
     coef = np.linalg.solve(a.T @ a + 1e-6 * len(a) * np.eye(6), a.T @ b)
     return (basis @ coef.astype(np.float32)).astype(np.float32)
@@ -119,7 +177,14 @@ def ink_map(
     touching the image edge and smaller than `edge_fraction` of it (fragments of neighbouring
     characters in a tight crop; pass 0 for an image whose characters may touch its edge).
     """
-    g = load_image(image)
+    return gray_ink_map(load_image(image), denoise=denoise, keep_fraction=keep_fraction, edge_fraction=edge_fraction)
+
+
+def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 0.1,
+                 edge_fraction: float = 0.35) -> tuple[np.ndarray, float]:
+    """`ink_map` of what `load_image` gave (float32 gray in [0, 1]), without reading it again: load_image
+    gives such an array back unchanged, so callers that hold one skip a copy and a scan."""
+    g = np.ascontiguousarray(g)  # what load_image gives a view (a crop, a channel) as: sums run in the same order
     h, w = g.shape
     if h * w < 4 or min(h, w) < 2:
         raise NoDigit(f"image too small ({w}x{h} px); a digit needs at least 2x2")
@@ -135,7 +200,7 @@ def ink_map(
         g = _resize(g, max(2, round(w * scale)), max(2, round(h * scale)), method)
 
     border = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
-    if np.median(border) > g.mean():  # light background: make the ink the bright part
+    if median(border) > g.mean():  # light background: make the ink the bright part
         g = 1.0 - g
     g = _remove_background(g)
     top = float(g.max())
@@ -158,7 +223,7 @@ def ink_map(
         # share of the ink), then put the threshold halfway up to the typical remaining ink level,
         # which the digit dominates by area.
         low = max(min(6 * _noise_sigma(g[g <= threshold]), 0.5 * threshold), 0.02)
-        half_ink = 0.5 * float(np.median(g[g > low]))
+        half_ink = 0.5 * float(median(g[g > low]))
         base = int((g > half_ink).sum())
         opened = g
         for k in range(2, 6):
@@ -166,7 +231,7 @@ def ink_map(
             if (trial > half_ink).sum() < 0.75 * base or not (trial > low).any():
                 break
             opened = trial
-        threshold = 0.5 * float(np.median(opened[opened > low]))
+        threshold = 0.5 * float(median(opened[opened > low]))
         mask = opened > threshold
         width = _stroke_width(mask)
         labels, n_components = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)  # 1..n, 0 off the mask
@@ -185,7 +250,7 @@ def ink_map(
         keep[int(np.argmax(sizes))] = True
         mask = np.concatenate([[False], keep])[labels]
         core = mask
-        mask = ndimage.binary_dilation(mask, structure=EIGHT_NEIGHBOURS)  # keep the antialiased rim of the kept strokes
+        mask = _dilate(mask)  # keep the antialiased rim of the kept strokes
     elif not mask.any():
         raise NoDigit("no ink found")
     else:
@@ -194,7 +259,7 @@ def ink_map(
     # Background exactly 0: drop everything under half the threshold; stretch so that most stroke
     # pixels saturate, as in MNIST (white cores, grey rims), whatever darker noise lies on them.
     floor = 0.5 * threshold
-    level = float(np.percentile(g[core], 60))
+    level = float(percentile(g[core], 60))
     out = np.clip((g - floor) / max(level - floor, 1e-6), 0, 1) * mask
     if not out.any():
         raise NoDigit("no ink left after thresholding")
@@ -212,7 +277,10 @@ def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
     small[small < 1 / 255] = 0  # Lanczos ringing leaves a faint halo; MNIST's background is exactly 0
     if not small.any():
         raise NoDigit("digit vanished when scaled to 20x20")
-    cy, cx = ndimage.center_of_mass(small)
+    # ndimage.center_of_mass's own arithmetic (float32 total, float64 weighted sums), without its overhead
+    total = small.sum()
+    cy = (small * np.arange(nh, dtype=float)[:, None]).sum() / total
+    cx = (small * np.arange(nw, dtype=float)[None, :]).sum() / total
     centre = MNIST_SIZE // 2
     oy = int(np.clip(round(centre - cy), 0, MNIST_SIZE - nh))
     ox = int(np.clip(round(centre - cx), 0, MNIST_SIZE - nw))
@@ -225,7 +293,7 @@ def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, denoise: bo
     """One digit image (path, PIL image or array, any mode/size/polarity) -> uint8 (28, 28) in MNIST
     style: white digit on black, fitted into 20x20, centre of mass at (14, 14). Raises NoDigit."""
     gray = load_image(image)
-    ink, scale = ink_map(gray, denoise=denoise)
+    ink, scale = gray_ink_map(gray, denoise=denoise)
     if scale < 1:
         # Shrunk for speed: if the digit is small within a big picture, look again at full detail.
         rows = np.flatnonzero(ink.any(axis=1)) / scale
@@ -236,7 +304,7 @@ def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, denoise: bo
         x0, x1 = int(max(cols[0] - mx, 0)), int(min(cols[-1] + mx, w))
         if (y1 - y0) < 0.6 * h and (x1 - x0) < 0.6 * w:
             try:
-                ink, _ = ink_map(gray[y0:y1, x0:x1], denoise=denoise)
+                ink, _ = gray_ink_map(gray[y0:y1, x0:x1], denoise=denoise)
             except NoDigit:
                 pass  # keep the coarse result
     return _fit_and_centre(ink)

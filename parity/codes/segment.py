@@ -11,7 +11,7 @@ from PIL import Image
 from parity.codes.crops import box_crop, stack_digits
 from parity.codes.generate import CodeSet
 from parity.codes.grayscale import NoDigit, load_image
-from parity.codes.normalize import ink_map, to_mnist, to_mnist_batch
+from parity.codes.normalize import gray_ink_map, to_mnist, to_mnist_batch
 
 
 def _column_pieces(profile: np.ndarray, n: int) -> list[tuple[int, int]]:
@@ -73,7 +73,12 @@ def segment_boxes(image: np.ndarray | Image.Image | str | os.PathLike, n_digits:
     The code's ink is cleaned (noise lines and dots removed), its column profile cut into n_digits
     pieces (see `_column_pieces`), and each box spans its piece's ink columns and the rows they hold ink in.
     """
-    ink, scale = ink_map(image, keep_fraction=0.03, edge_fraction=0.0)
+    return _gray_boxes(load_image(image), n_digits)
+
+
+def _gray_boxes(gray: np.ndarray, n_digits: int) -> np.ndarray:
+    """`segment_boxes` of what load_image gave, without reading it again."""
+    ink, scale = gray_ink_map(gray, keep_fraction=0.03, edge_fraction=0.0)
     boxes = []
     for x0, x1 in _column_pieces(ink.sum(axis=0), n_digits):
         rows = np.flatnonzero(ink[:, x0:x1].any(axis=1))
@@ -92,7 +97,7 @@ def segment_code(image: np.ndarray | Image.Image | str | os.PathLike, n_digits: 
     crops of `segment_boxes` with the same 2 px margin `digit_crops` uses, so `to_mnist` sees what it
     saw for true boxes. Raises NoDigit if the image holds too little ink."""
     gray = load_image(image)
-    return [_gray_crop(gray, box) for box in segment_boxes(gray, n_digits)]
+    return [_gray_crop(gray, box) for box in _gray_boxes(gray, n_digits)]
 
 
 def read_code(
@@ -111,11 +116,11 @@ def segmented_crops(codeset: CodeSet) -> tuple[np.ndarray, np.ndarray]:
     whose centre misses the true box of its position is left out, so no label is wrong."""
     crops, labels = [], []
     for image, code, true_boxes in zip(codeset.images, codeset.codes, codeset.boxes):
+        gray = load_image(image)
         try:
-            found = segment_boxes(image, len(code))
+            found = _gray_boxes(gray, len(code))
         except NoDigit:
             continue
-        gray = load_image(image)
         for j, (box, true) in enumerate(zip(found, true_boxes)):
             centre = (box[0] + box[2]) / 2
             if not true[0] <= centre <= true[2]:

@@ -203,6 +203,23 @@ def output_folder(path: Path, flag: str = "--out") -> Path:
 # Each field's metadata (parity.config.option) holds its help and CLI hints; see add_config_arguments.
 
 
+def unwritable_reason(path: Path) -> str | None:
+    """Why a file cannot be written at `path`, told before any framework is loaded, or None: a file is really
+    created in its folder and removed (permission bits do not stop root, a read-only mount stops everyone)."""
+    import tempfile
+
+    folder = path.parent
+    if not folder.is_dir():
+        return f"its folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as error:
+        return f"{error.strerror or error} (folder {folder})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def _cli_fields(config_class, names=None) -> list[dataclasses.Field]:
     fields = [f for f in dataclasses.fields(config_class) if f.metadata.get("cli", True)]
     return fields if names is None else [f for f in fields if f.name in names]

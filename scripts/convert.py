@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from parity import cli
@@ -125,24 +124,9 @@ def check(path: Path, data_dir: Path | None) -> bool:
     return ok
 
 
-def writable_folder_problem(dst: Path) -> str | None:
-    """Why DST cannot be written, told before any framework is loaded: a file is really created in its folder
-    and removed (permission bits do not stop root, a read-only mount stops everyone). The write is checked too."""
-    folder = dst.parent
-    if not folder.is_dir():
-        return f"its folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{dst.name}.", suffix=".probe")
-    except OSError as error:
-        return f"{error.strerror or error} (folder {folder})"
-    os.close(fd)
-    os.unlink(probe)
-    return None
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if problem := writable_folder_problem(args.dst):
+    if problem := cli.unwritable_reason(args.dst):
         cli.fail(f"cannot write {args.dst}: {problem}")
     cli.quiet_frameworks()
     from parity.weights.reading import WeightFileError, read_weights

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from parity import cli
@@ -79,21 +78,6 @@ def parse_args(argv=None):
 
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())[:300]
-
-
-def writable_folder_problem(out: Path) -> str | None:
-    """Why OUT cannot be written, told before any framework is loaded: a file is really created in its folder
-    and removed (permission bits do not stop root, a read-only mount stops everyone)."""
-    folder = out.parent
-    if not folder.is_dir():
-        return f"its folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".probe")
-    except OSError as error:
-        return f"{error.strerror or error} (folder {folder})"
-    os.close(fd)
-    os.unlink(probe)
-    return None
 
 
 def build_model(weights, framework: str):
@@ -165,7 +149,7 @@ def check(args, model, predict_probabilities, images, labels) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if problem := writable_folder_problem(args.out):
+    if problem := cli.unwritable_reason(args.out):
         cli.fail(f"cannot write {args.out}: {problem}")
     cli.quiet_frameworks()
     from parity.weights.reading import WeightFileError, read_weights

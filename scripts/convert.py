@@ -16,7 +16,6 @@ TensorFlow. --check runs the written model in both frameworks on the 10,000 MNIS
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -264,12 +264,19 @@ def many_digits(tmp_path_factory):
     return folder
 
 
+def sigint_as_in_a_terminal() -> None:
+    """SIGINT's default action in the child, as a foreground job in a terminal has it. A job started in the
+    background by a non-interactive shell (`cmd &`) inherits SIGINT ignored, and Python then keeps ignoring it,
+    as it should: such a job is not Ctrl-C's to stop. The suite may run under such a shell."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_every_process_with_130_and_no_traceback(repo_root, trained_files, many_digits):
     """SIGINT to the whole process group mid-run (what Ctrl-C in a terminal does): one line, exit 130, and
     neither the main process nor a reader process prints a traceback or lives on."""
     process = subprocess.Popen([sys.executable, "scripts/predict.py", "--model", str(trained_files["ckpt"]), "--workers", "2",
                                 str(many_digits)], cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=sigint_as_in_a_terminal)
     try:
         assert process.stdout.readline().startswith("{")  # reading and classifying
         children = child_pids(process.pid)

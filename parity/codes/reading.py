@@ -45,9 +45,9 @@ def plain_digit(image) -> np.ndarray:
         raise NoDigit(f"cannot make mode {image.mode} gray: {error}") from None
 
 
-def read_digit(path, normalize: bool = True) -> Read:
-    """predict.py's row for one file: {"path", "digit": None, "confidence": None[, "note"][, "error"]}."""
-    row = {"path": str(path), "digit": None, "confidence": None}
+def _read_file(path, row: dict, digits_of: Callable, no_digit: str = "{}") -> Read:
+    """Read the image at `path` into `row` (its note about extra frames, or the error of an unreadable file),
+    then `digits_of(image)`; a NoDigit from it is the row's error, formatted by `no_digit`."""
     try:
         picture = read_picture(path)
     except UnreadableImage as error:
@@ -55,10 +55,16 @@ def read_digit(path, normalize: bool = True) -> Read:
     if picture.note:
         row["note"] = picture.note
     try:
-        digit = to_mnist(picture.image) if normalize else plain_digit(picture.image)
+        digits = digits_of(picture.image)
     except NoDigit as error:  # read, but no digit in it: an answer, not a failure
-        return Read({**row, "error": str(error)}, None, True)
-    return Read(row, digit[None], True)
+        return Read({**row, "error": no_digit.format(error)}, None, True)
+    return Read(row, digits, True)
+
+
+def read_digit(path, normalize: bool = True) -> Read:
+    """predict.py's row for one file: {"path", "digit": None, "confidence": None[, "note"][, "error"]}."""
+    one_digit = to_mnist if normalize else plain_digit
+    return _read_file(path, {"path": str(path), "digit": None, "confidence": None}, lambda image: one_digit(image)[None])
 
 
 def name_digit(read: Read, probabilities: np.ndarray | None) -> tuple[dict, bool]:
@@ -75,18 +81,8 @@ def name_digit(read: Read, probabilities: np.ndarray | None) -> tuple[dict, bool
 
 def read_code(path, n_digits: int = 4) -> Read:
     """codes.py solve's row for one file: {"path", "code": None[, "note"][, "error"]}."""
-    row = {"path": str(path), "code": None}
-    try:
-        picture = read_picture(path)
-    except UnreadableImage as error:
-        return Read({**row, "error": str(error)}, None, False)
-    if picture.note:
-        row["note"] = picture.note
-    try:
-        crops = to_mnist_batch(segment_code(picture.image, n_digits))
-    except NoDigit as error:  # read, but no code could be cut from it: an answer, not a failure
-        return Read({**row, "error": f"no {n_digits}-digit code found: {error}"}, None, True)
-    return Read(row, crops, True)
+    return _read_file(path, {"path": str(path), "code": None}, lambda image: to_mnist_batch(segment_code(image, n_digits)),
+                      no_digit=f"no {n_digits}-digit code found: {{}}")
 
 
 def digits_read(probabilities: np.ndarray) -> str | None:

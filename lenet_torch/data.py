@@ -4,6 +4,11 @@ A `Dataset.__getitem__` + collate per image costs more than LeNet-5's arithmetic
 images become one tensor (channels_last, on the training device, in the run's dtype) once, and batches
 are index slices of it. Which images, in which order, cut where, is the batcher's: the same batches the
 Keras run takes (lenet_keras/data.py). `SetEpoch` tells the batcher the epoch, as Keras's callback does.
+
+Data-parallel (DDP), every rank holds the same tensors and takes its contiguous part of each global batch
+(`parity.data.batches.rank_part`), so the ranks together see exactly the 1-device batches, each image once,
+and every rank takes the same number of steps. Lightning shards only DataLoaders, never these iterables.
+Each batch comes with the global batch's size, which the loss divides by.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from parity.config import TrainConfig
-from parity.data.batches import EpochBatcher
+from parity.data.batches import EpochBatcher, rank_part
 from parity.data.preprocess import channels_first
 from parity.data.splits import Splits
 
@@ -26,10 +31,12 @@ def to_tensor(images: np.ndarray, dtype: torch.dtype, device: torch.device) -> t
 
 
 class ResidentBatches:
-    """An iterable of (images, labels) batches of an `EpochBatcher`, sliced from tensors on `device`."""
+    """An iterable of (images, labels, global batch size) batches of an `EpochBatcher`, sliced from tensors on
+    `device`: rank `rank` of `world`'s part of each batch."""
 
-    def __init__(self, batcher: EpochBatcher, dtype: torch.dtype, device: torch.device):
+    def __init__(self, batcher: EpochBatcher, dtype: torch.dtype, device: torch.device, rank: int = 0, world: int = 1):
         self.batcher, self.dtype, self.device = batcher, dtype, device
+        self.rank, self.world = rank, world
         self.y = torch.from_numpy(batcher.labels).to(device)
         self._x: torch.Tensor | None = None
         self._x_epoch: int | None = None  # the epoch whose images self._x holds (augmented batchers)
@@ -54,8 +61,9 @@ class ResidentBatches:
         order = None if batcher.order is None else torch.from_numpy(batcher.order).to(self.device)
         for i in range(len(batcher)):
             span = batcher.span(i)
-            idx = span if order is None else order[span]  # in order: contiguous slices, no copy
-            yield x[idx], y[idx]
+            part = rank_part(span, self.rank, self.world)
+            idx = part if order is None else order[part]  # in order: contiguous slices, no copy
+            yield x[idx], y[idx], span.stop - span.start
 
 
 class SetEpoch(Callback):
@@ -83,12 +91,14 @@ class MNISTDataModule(L.LightningDataModule):
         if self.train_batches is not None:
             return
         splits, batch_size = self.splits, self.config.batch_size
-        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        ranks = {"rank": trainer.global_rank, "world": trainer.world_size} if trainer is not None else {}
 
         def in_order(x: np.ndarray, y: np.ndarray) -> ResidentBatches:
-            return ResidentBatches(EpochBatcher(y, batch_size, images=x), self.dtype, device)
+            return ResidentBatches(EpochBatcher(y, batch_size, images=x), self.dtype, device, **ranks)
 
-        self.train_batches = ResidentBatches(self.batcher, self.dtype, device)
+        self.train_batches = ResidentBatches(self.batcher, self.dtype, device, **ranks)
         self.val_batches = in_order(splits.val_x, splits.val_y) if len(splits.val_y) else None
         self.test_batches = in_order(splits.test_x, splits.test_y)
 

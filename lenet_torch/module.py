@@ -40,8 +40,15 @@ class LitLeNet5(L.LightningModule):
         self.train_loss = torchmetrics.MeanMetric()
         # validate_args=False: the per-step input checks cost more than the update itself
         self.train_accuracy = torchmetrics.classification.MulticlassAccuracy(num_classes=10, average="micro", validate_args=False)
-        self.val_accuracy = self.train_accuracy.clone()
-        self.test_accuracy = self.train_accuracy.clone()
+        # Per stage: mean loss, accuracy, images scored.
+        self.eval_metrics = nn.ModuleDict({
+            stage: nn.ModuleList([torchmetrics.MeanMetric(), self.train_accuracy.clone(), torchmetrics.SumMetric()])
+            for stage in ("val", "test")
+        })
+        if self.config.precision == "float64":  # torchmetrics keeps float32 states through module.double()
+            for metric in self.modules():
+                if isinstance(metric, torchmetrics.Metric):
+                    metric.set_dtype(torch.float64)
 
     def __setattr__(self, name, value):
         # Lightning sets `_current_fx_name` around every hook call (~12 per training step). nn.Module's
@@ -60,34 +67,49 @@ class LitLeNet5(L.LightningModule):
         checkpoint["architecture"] = describe_architecture(self.model)
 
     def training_step(self, batch, batch_idx):
-        images, labels = batch
+        # (images, labels, global batch size) from lenet_torch.data: this rank's part of a global batch;
+        # a plain (images, labels) loader (one device) works too.
+        images, labels, *global_size = batch
+        batch_images = global_size[0] if global_size else len(labels)
         logits = self.model(images)
-        loss = F.cross_entropy(logits, labels)
-        self.train_loss.update(loss.detach(), weight=len(labels))
-        self.train_accuracy.update(logits.detach(), labels)
+        losses = F.cross_entropy(logits, labels, reduction="none")
+        # The mean over the whole global batch. DDP averages the ranks' gradients, so each rank gives its
+        # sum x world / global count: exact for any split, also an epoch's uneven last batch (world 1: the mean).
+        loss = losses.sum() / batch_images * self.trainer.world_size
+        self.train_loss.update(losses.detach())
+        if len(labels):  # a rank's part is empty only when a last batch holds fewer images than ranks
+            self.train_accuracy.update(logits.detach(), labels)
         if batch_idx % PROGRESS_EVERY == 0:  # a running loss for the progress bar, cheaply
-            self.log("loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, logger=False)
-        return loss
+            self.log("loss", losses.detach().mean(), prog_bar=True, on_step=True, on_epoch=False, logger=False,
+                     batch_size=len(labels))
+        return {"loss": loss, "loss_sum": losses.detach().sum(), "batch_images": batch_images}
 
     def on_train_epoch_end(self):
+        # torchmetrics sums each metric's state over the ranks in compute(): every rank logs the global figure.
         self.log("train_loss", self.train_loss.compute(), prog_bar=True)
         self.log("train_accuracy", self.train_accuracy.compute(), prog_bar=True)
         self.train_loss.reset()
         self.train_accuracy.reset()
 
-    def _evaluate(self, batch, stage: str, accuracy: torchmetrics.Metric) -> None:
-        images, labels = batch
+    def _evaluate(self, batch, stage: str) -> None:
+        images, labels = batch[0], batch[1]
         logits = self.model(images)
-        accuracy.update(logits, labels)
-        # Epoch means are weighted by batch size, so a partial last batch counts for what it holds.
-        self.log(f"{stage}_loss", F.cross_entropy(logits, labels), prog_bar=True, on_epoch=True, batch_size=len(labels))
+        loss, accuracy, count = self.eval_metrics[stage]
+        # Metric objects, not values: Lightning computes them at the epoch's end, summed over the ranks and
+        # weighted per image, so a partial last batch and each rank's part count for what they hold.
+        loss.update(F.cross_entropy(logits, labels, reduction="none"))
+        count.update(torch.tensor(float(len(labels)), dtype=logits.dtype, device=logits.device))
+        if len(labels):
+            accuracy.update(logits, labels)
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True)
         self.log(f"{stage}_accuracy", accuracy, prog_bar=True, on_epoch=True)
+        self.log(f"{stage}_images", count, on_epoch=True)  # images scored, over all ranks: each once
 
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, "val", self.val_accuracy)
+        self._evaluate(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, "test", self.test_accuracy)
+        self._evaluate(batch, "test")
 
     def predict_step(self, batch, batch_idx):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -7,7 +7,10 @@ continues from that checkpoint through `Trainer.fit(ckpt_path=...)`. Checkpoints
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import time
 import warnings
 
@@ -16,10 +19,12 @@ import torch
 import torchmetrics
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
 
 from lenet_torch.checkpoint_io import AtomicCheckpointIO
 from lenet_torch.data import MNISTDataModule, SetEpoch
 from lenet_torch.module import LitLeNet5
+from parity.cli import usable_cores
 from parity.config import TrainConfig
 from parity.data.splits import Splits, make_splits
 from parity.runs.metrics import EpochMetrics, RunMetrics
@@ -40,6 +45,9 @@ class EpochEnd(ModelCheckpoint):
         )
         self.record = record
 
+    def on_train_start(self, trainer, pl_module):
+        self.record.device = device_name(trainer)  # once the ranks run, with their share of the threads
+
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
 
@@ -59,21 +67,47 @@ class EpochEnd(ModelCheckpoint):
 
 
 class LossWatch(Callback):
-    """Every step's loss: the run stops at the first non-finite one (parity.runs.stops.Diverged), and
-    with --record-steps each is kept. One host sync per step, a few microseconds on the CPU."""
+    """Every step's loss over the whole global batch: the run stops at the first non-finite one
+    (parity.runs.stops.Diverged), and with --record-steps each is kept. One host sync per step, a few
+    microseconds on the CPU; data-parallel, one small all-reduce more, so every rank sees the same loss
+    and all stop at the same step (none is left waiting for the others)."""
 
     def __init__(self, steps: list[float] | None):
         self.steps = steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = float(outputs["loss"])
+        total = trainer.strategy.reduce(outputs["loss_sum"], reduce_op="sum") if trainer.world_size > 1 else outputs["loss_sum"]
+        loss = float(total) / outputs["batch_images"]
         check_loss(loss, trainer.current_epoch + 1, batch_idx + 1)
         if self.steps is not None:
             self.steps.append(loss)
 
 
-def device_name(device: torch.device) -> str:
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+def device_name(trainer: L.Trainer) -> str:
+    device = trainer.strategy.root_device
+    name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    if trainer.world_size == 1 and not isinstance(trainer.strategy, DDPStrategy):
+        return name
+    backend = "nccl" if device.type == "cuda" else "gloo"  # what Lightning's DDP picks
+    return f"{trainer.world_size} x {name}, DDP ({backend}, {trainer.num_nodes} node{'s' * (trainer.num_nodes > 1)})"
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def stop_launched_ranks(trainer: L.Trainer) -> None:
+    """The ranks Lightning started for `--devices N` (re-running this command) get SIGTERM when this one stops
+    early, so none is left waiting in a collective for it. torchrun and SLURM stop their own."""
+    launcher = trainer.strategy.launcher
+    if getattr(launcher, "procs", None):  # Lightning's _SubprocessScriptLauncher, in the first process
+        launcher.kill(signal.SIGTERM)
 
 
 def epochs_in(checkpoint) -> int:
@@ -103,7 +137,20 @@ def train(config: TrainConfig, splits: Splits | None = None, *, resume: bool = F
         return _fit(config, splits or make_splits(config), module, dtype, record, state)
 
 
+def share_cpu_threads(config: TrainConfig) -> None:
+    """Data-parallel on a CPU: each process on this machine gets its share of the cores (2 processes with
+    all cores each run several times slower). OMP_NUM_THREADS, when set, decides; torchrun tells how many
+    processes this machine runs (LOCAL_WORLD_SIZE), Lightning's own launcher starts --devices of them."""
+    if not config.data_parallel or "OMP_NUM_THREADS" in os.environ or torch.cuda.is_available() and config.accelerator != "cpu":
+        return
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", config.devices))
+    threads = max(1, usable_cores() // processes)
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for the ranks Lightning starts
+
+
 def _fit(config: TrainConfig, splits: Splits, module: LitLeNet5, dtype: torch.dtype, record: RunRecord, state) -> RunMetrics:
+    share_cpu_threads(config)
     data = MNISTDataModule(config, splits, dtype)
     # The same initial weights the Keras run draws for this seed (parity.weights.init), not torch's own init,
     # or the model being fine-tuned. A resumed run then loads its checkpoint over them.
@@ -114,7 +161,10 @@ def _fit(config: TrainConfig, splits: Splits, module: LitLeNet5, dtype: torch.dt
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
-        devices=1,
+        # Data-parallel: Lightning's DDP (gloo on a CPU, NCCL on GPUs), each rank taking its part of every batch.
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=DDPStrategy() if config.data_parallel else "auto",
         precision="64-true" if dtype == torch.float64 else "32-true",
         # logs/version_N/metrics.csv: N counts the sessions of a resumed run, Lightning's own convention
         logger=CSVLogger(config.out, name="logs"),
@@ -126,17 +176,25 @@ def _fit(config: TrainConfig, splits: Splits, module: LitLeNet5, dtype: torch.dt
         log_every_n_steps=min(50, len(data.batcher)),  # the module logs per epoch; this only quiets a warning
         **({} if config.val_split else {"limit_val_batches": 0}),  # --val-split 0: no validation loop
     )
-    record.device = device_name(trainer.strategy.root_device)
-    checkpoint_path(config).parent.mkdir(exist_ok=True)
+    if record.writes:
+        checkpoint_path(config).parent.mkdir(exist_ok=True)
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resumed: by design
         warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated")  # Lightning 2.6 on torch 2.10+, not ours
-        trainer.fit(module, datamodule=data, ckpt_path=state.checkpoint if state else None, weights_only=True)
-        train_seconds = time.perf_counter() - start
-        (test,) = trainer.test(module, datamodule=data, verbose=False)
-    trainer.save_checkpoint(config.out / MODEL_FILE["torch"], weights_only=False)  # with optimizer state; atomic
+        # DDP: the epoch figures logged are torchmetrics' compute(), already summed over the ranks
+        warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\('train_")
+        try:
+            # Lightning keeps logged values in the default dtype: float64 runs must log float64 figures.
+            stack.enter_context(default_dtype(dtype))
+            trainer.fit(module, datamodule=data, ckpt_path=state.checkpoint if state else None, weights_only=True)
+            train_seconds = time.perf_counter() - start
+            (test,) = trainer.test(module, datamodule=data, verbose=False)
+        except BaseException:
+            stop_launched_ranks(trainer)
+            raise
+    trainer.save_checkpoint(config.out / MODEL_FILE["torch"], weights_only=False)  # rank 0 writes; atomic
     return record.done(
-        test_accuracy=test["test_accuracy"], test_loss=test["test_loss"], test_images=len(splits.test_y),
+        test_accuracy=test["test_accuracy"], test_loss=test["test_loss"], test_images=round(test["test_images"]),
         train_seconds=train_seconds,
     )

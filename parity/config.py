@@ -20,6 +20,7 @@ ACCELERATORS = ("auto", "cpu", "gpu")
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
+STRATEGIES = ("auto", "ddp")
 
 # The ranges of the numeric flags, each with why (TrainConfig checks them too, for configs made in code).
 MNIST_TRAIN_IMAGES = 60_000
@@ -31,6 +32,8 @@ EPOCHS = Number(int, low=1, high=1_000, why="the Keras run lays out every epoch'
 FINETUNE_EPOCHS = Number(int, low=0, high=EPOCHS.high, why=EPOCHS.why)
 BATCH_SIZE = Number(int, low=1, high=1_000_000, why="more images than any training set here holds")
 CODE_DIGITS = Number(int, low=0, high=100_000, why="each code is a 29 KB picture held in memory while its digits are cut")
+DEVICES = Number(int, low=1, high=1_024, why="more devices than any one machine here holds")
+NUM_NODES = Number(int, low=1, high=1_024, why="more machines than the launchers here were tried with")
 PRINTED_DIGITS = Number(int, low=0, high=1_000_000, why="each printed digit is drawn one by one and held in memory")
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
@@ -95,6 +98,14 @@ class TrainConfig:
     compile: bool = option(False, "torch only: torch.compile the model and optimizer update; "
                                   "faster epochs, 5-20 s to compile", flag="--compile")
     accelerator: str = option("auto", "auto: a GPU if there is one", choices=ACCELERATORS)
+    # Data-parallel training: --batch-size stays the global batch, each device takes batch / (devices x nodes).
+    devices: int = option(1, "devices per machine, data-parallel (Lightning DDP; Keras: MirroredStrategy on "
+                             "TensorFlow, DataParallel on JAX); on a CPU, N processes (Lightning) or N logical "
+                             "devices (Keras)", type=DEVICES, metavar="N")
+    num_nodes: int = option(1, "machines, each with --devices devices: started by torchrun or SLURM (Lightning), "
+                               "TF_CONFIG or jax.distributed (Keras); see README", type=NUM_NODES, metavar="M")
+    strategy: str = option("auto", "auto: data-parallel when --devices or --num-nodes ask for more than one; "
+                                   "ddp: always (Lightning's DDP, Keras's data-parallel strategy)", choices=STRATEGIES)
     data_dir: Path | None = option(None, "folder with the MNIST IDX files; unset: $LENET_DATA_DIR, else data/mnist, "
                                          "fetched if missing", type=existing_folder, metavar="DIR")
     out: Path | None = option(None, "run folder; unset: runs/<framework>-<timestamp>/", metavar="DIR")
@@ -115,6 +126,21 @@ class TrainConfig:
                 raise ValueError(f"{field.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
             elif _annotations()[field.name] is bool and not isinstance(value, bool):
                 raise ValueError(f"{field.name} must be True or False, got {value!r}")
+        world = self.world_size
+        for name in ("batch_size", "finetune_batch_size"):
+            size = getattr(self, name)
+            if size is not None and size % world:
+                raise ValueError(f"{name} {size} does not split over {world} devices ({self.devices} x {self.num_nodes} "
+                                 f"nodes): the global batch must be a multiple of the device count")
+
+    @property
+    def world_size(self) -> int:
+        """Devices in all: the global batch is split into this many equal parts."""
+        return self.devices * self.num_nodes
+
+    @property
+    def data_parallel(self) -> bool:
+        return self.strategy == "ddp" or self.world_size > 1
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -11,6 +11,11 @@ and, when done, the model (Lightning model.ckpt / Keras model.keras). Every flag
 defaults to the recipe's value: the defaults shown are the seed recipe's, "best: ..." where --recipe best
 differs (parity/config.py).
 
+Data-parallel: --devices N [--num-nodes M] trains on N devices (per machine) with Lightning's DDP or Keras's
+MirroredStrategy (TensorFlow) / DataParallel (JAX, KERAS_BACKEND=jax); --batch-size stays the global batch.
+On several machines, start this command on each with torchrun or srun (Lightning), or with TF_CONFIG or
+JAX's coordinator set (Keras): README, "Training on several devices". Only rank 0 writes the run folder.
+
 Exit codes: 0 done; 1 a bad file or a failed run (e.g. a loss that is not finite); 2 bad flags;
 130 / 143 interrupted by Ctrl-C / SIGTERM (resume with --resume OUT).
 """
@@ -74,6 +79,7 @@ def run(args) -> list:
     """Claim the run folder, then train every stage of the recipe (or continue them)."""
     from parity.data.mnist import require_mnist
     from parity.runs.folder import claim
+    from parity.runs.ranks import is_rank_zero
     from parity.runs.stages import saved_config, train_stages
 
     from parity.weights.reading import read_weights
@@ -86,12 +92,19 @@ def run(args) -> list:
     if config.init_from is not None and not args.resume:
         read_weights(config.init_from)
     require_mnist(config.data_dir)
-    claim(config.out, overwrite=args.overwrite, resume=args.resume is not None)
+    if is_rank_zero():  # the other ranks of a data-parallel run write nothing (parity.runs.ranks)
+        claim(config.out, overwrite=args.overwrite, resume=args.resume is not None)
+        if config.data_parallel and not args.resume and args.out is None:
+            # Lightning starts ranks 1..N-1 by re-running this command: they must find the same run folder.
+            sys.argv += ["--out", str(config.out)]
     cli.quiet_frameworks()
     cli.select_accelerator(config.framework, config.accelerator)
     if config.framework == "torch":
         from lenet_torch.train import train
     else:
+        from lenet_keras.devices import prepare
+
+        prepare(config)  # device counts and float64 for the backend, before it starts
         cli.import_tensorflow_quietly()
         from lenet_keras.train import train
     return train_stages(config, train, resume=args.resume is not None)
@@ -99,6 +112,33 @@ def run(args) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from parity.runs.ranks import process_rank
+
+    if process_rank():
+        return other_rank(args)
+    return rank_zero(args)
+
+
+def other_rank(args) -> int:
+    """Ranks 1..N-1 of a data-parallel run: train their part, write and print nothing (rank 0 tells the
+    user); a stop ends in the same exit code, an error in one line naming the rank."""
+    from parity.runs.ranks import process_rank
+    from parity.runs.stops import Diverged, Interrupted, interruptible
+
+    try:
+        with interruptible():
+            run(args)
+    except Interrupted as stop:
+        return stop.exit_code
+    except Diverged:
+        return 1
+    except Exception as error:  # e.g. rank 0 stopped and the collective it left lost its peer
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        cli.fail(f"rank {process_rank()}: {first_line}")
+    return 0
+
+
+def rank_zero(args) -> int:
     from parity.data.mnist import MNISTError
     from parity.runs.folder import RunFolderError
     from parity.runs.stops import Diverged, Interrupted, interruptible

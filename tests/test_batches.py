@@ -144,7 +144,7 @@ def lightning_batches(batcher: EpochBatcher, epochs: int) -> list[list[tuple[np.
         def training_step(self, batch, batch_idx):
             if batch_idx == 0:
                 self.seen.append([])
-            x, y = batch
+            x, y, _ = batch  # (this rank's images, labels, the global batch size)
             self.seen[-1].append((x[:, 0].numpy().copy(), y.numpy().copy()))
             return None  # nothing to optimize
 

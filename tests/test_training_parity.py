@@ -58,14 +58,15 @@ def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root,
     """Augmentation, the cosine schedule, the mixed-in code and printed digits, then the MNIST-only
     fine-tune from the saved first-stage model: float64 step losses agree in both stages, so every
     epoch's augmented images and order, and the hand-over between stages, are the same in both
-    frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch)."""
+    frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch). Lightning
+    on 2 devices (DDP) takes the same steps too, in both stages."""
     losses = {}
-    for framework in ("torch", "keras"):
-        out = tmp_path / framework
+    for name, framework, devices in (("torch", "torch", "1"), ("keras", "keras", "1"), ("torch DDP", "torch", "2")):
+        out = tmp_path / name
         done = subprocess.run(
             [sys.executable, "scripts/train.py", "--framework", framework, "--recipe", "best", "--epochs", "2",
              "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--finetune-epochs", "1",
-             "--precision", "float64", "--record-steps", "--no-progress", "--out", str(out)],
+             "--precision", "float64", "--record-steps", "--no-progress", "--devices", devices, "--out", str(out)],
             cwd=repo_root, capture_output=True, text=True, timeout=600,
         )
         assert done.returncode == 0, done.stderr[-3000:]
@@ -73,11 +74,12 @@ def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root,
         final = json.loads((out / "metrics.json").read_text())
         assert final["config"]["init_from"] == str(out / "pretrained" / MODEL_FILE[framework])
         assert final["config"]["code_digits"] == 0 and final["config"]["lr"] == 3e-4
-        losses[framework] = (np.array(first["step_losses"]), np.array(final["step_losses"]))
+        losses[name] = (np.array(first["step_losses"]), np.array(final["step_losses"]))
     for stage, steps in ((0, 2 * 13), (1, 5)):  # 1000 MNIST + ~200 code + 100 printed digits at 100; 1000 MNIST at 200
-        torch_losses, keras_losses = losses["torch"][stage], losses["keras"][stage]
-        assert len(torch_losses) == len(keras_losses) == steps
+        torch_losses, keras_losses, ddp_losses = losses["torch"][stage], losses["keras"][stage], losses["torch DDP"][stage]
+        assert len(torch_losses) == len(keras_losses) == len(ddp_losses) == steps
         assert np.max(np.abs(torch_losses - keras_losses) / keras_losses) <= 1e-10
+        assert np.max(np.abs(ddp_losses - torch_losses) / torch_losses) <= 1e-10  # the recipe on 2 devices (DDP)
     # fine-tuning starts where the first stage ended, not from scratch (a fresh start has loss ~2.3)
     assert losses["torch"][1][0] < losses["torch"][0][0] - 0.1
 

@@ -21,6 +21,13 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def rank_part(span: slice, rank: int, world: int) -> slice:
+    """Rank `rank` of `world`'s contiguous part of a batch's positions `span`: parts differ in size by at most
+    one (an uneven last batch) and together are the span, in order."""
+    n = span.stop - span.start
+    return slice(span.start + n * rank // world, span.start + n * (rank + 1) // world)
+
+
 def num_batches(n: int, batch_size: int) -> int:
     return -(-n // batch_size)  # the last, partial batch is kept
 

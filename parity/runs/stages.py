@@ -31,6 +31,7 @@ from parity.config import TrainConfig, finetune_config
 from parity.files import write_json
 from parity.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, RunFolderError
 from parity.runs.metrics import EpochMetrics, RunMetrics, median_epoch_seconds
+from parity.runs.ranks import is_rank_zero
 from parity.runs.stops import Diverged, Interrupted
 from parity.spec import NUM_PARAMS
 
@@ -42,10 +43,12 @@ METRICS_FILE = "metrics.json"
 
 
 def with_run_dir(config: TrainConfig) -> TrainConfig:
-    """The config with its run folder made: --out, or runs/<framework>-<timestamp>/ under the current directory."""
+    """The config with its run folder made (by rank 0; see parity.runs.ranks): --out, or
+    runs/<framework>-<timestamp>/ under the current directory."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(config.out) if config.out else RUNS_DIR / f"{config.framework}-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
+    if is_rank_zero():
+        out.mkdir(parents=True, exist_ok=True)
     return config.replace(out=out)
 
 
@@ -100,6 +103,7 @@ class RunRecord:
     versions: dict[str, str]
     history: list[EpochMetrics] = field(default_factory=list)
     step_losses: list[float] | None = None
+    writes: bool = field(default_factory=is_rank_zero)  # False on the other ranks of a data-parallel run
 
     def __post_init__(self):
         self.resumed_epochs = len(self.history)  # epochs of earlier sessions, when resumed
@@ -130,7 +134,8 @@ class RunRecord:
 
     def write(self, status: str, **fields) -> RunMetrics:
         metrics = self.metrics(status, **fields)
-        metrics.write(Path(self.config.out) / METRICS_FILE)
+        if self.writes:
+            metrics.write(Path(self.config.out) / METRICS_FILE)
         return metrics
 
     def epoch_done(self, epoch: EpochMetrics) -> None:
@@ -156,7 +161,8 @@ class RunRecord:
             "done", test_accuracy=float(test_accuracy), test_loss=float(test_loss), test_images=int(test_images),
             train_seconds=sum(e.seconds for e in self.history[: self.resumed_epochs]) + train_seconds,
         )
-        shutil.rmtree(checkpoint_path(self.config).parent, ignore_errors=True)
+        if self.writes:
+            shutil.rmtree(checkpoint_path(self.config).parent, ignore_errors=True)
         return metrics
 
 
@@ -165,7 +171,7 @@ def train_stages(config: TrainConfig, train: Callable[..., RunMetrics], *, resum
     <out>/pretrained/ and then fine-tuning that model into <out>/. Returns each stage's metrics.
     With `resume`, a stage that is done is read back, not run again, and the others continue."""
     config = with_run_dir(config)
-    if not resume:
+    if not resume and is_rank_zero():
         write_json(config.out / CONFIG_FILE, config.to_dict())
     if not config.finetune_epochs:
         return [train(config, resume=resume)]

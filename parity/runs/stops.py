@@ -8,6 +8,7 @@ the conventional exit code (128 + signal number: 130 for Ctrl-C, 143 for SIGTERM
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 
@@ -40,15 +41,23 @@ def check_loss(loss: float, epoch: int, step: int) -> None:
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """SIGINT and SIGTERM raise `Interrupted` in the main thread, once. The handler is then reset to the
-    default, so a second signal stops a stuck clean-up at once (the run stays resumable from its last
+    """SIGINT and SIGTERM raise `Interrupted` in the main thread, once. A second signal then takes the
+    default action, so it stops a stuck clean-up at once (the run stays resumable from its last
     finished epoch, as after a kill). The previous handlers come back on exit."""
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def stop(signum, frame):
         for s in STOP_SIGNALS:
-            signal.signal(s, signal.SIG_DFL)
+            signal.signal(s, again)
         raise Interrupted(signum)
+
+    def again(signum, frame):
+        # The second stop: the default action, at once. Installed as a Python handler, not as SIG_DFL
+        # directly: a second signal that arrived before the first one's handler ran would otherwise end in
+        # CPython's "OSError: Signal 15 ignored due to race condition" (e.g. Ctrl-C to a data-parallel run,
+        # whose first rank also sends SIGTERM to the ranks it started).
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)

@@ -27,6 +27,10 @@ test-slow: data  ## the slow tests only: full-MNIST training and parity runs
 bench: data  ## speed of torch_loop, Lightning and Keras side by side (runs/bench/bench.json)
 	$(PY) scripts/bench.py --epochs 4 --rounds 3 --out runs/bench
 
+.PHONY: bench-devices
+bench-devices: data  ## seconds per epoch on 1 and 2 devices: Lightning DDP, Keras on TensorFlow and on JAX (bench.json "data_parallel")
+	$(PY) scripts/bench.py --devices 2 --epochs 2 --rounds 2 --out runs/bench
+
 .PHONY: bench-inference
 bench-inference: $(INSTALLED)  ## reading speed end to end: predict.py, codes.py solve, the normaliser (bench.json "inference")
 	$(PY) scripts/bench.py --inference --rounds 5 --out runs/bench

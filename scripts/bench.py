@@ -33,6 +33,14 @@ section (the training figures beside it are kept, and kept by a training run too
 refuses by name (exit code 2: it does not read that format) is reported as not read, the rest still timed.
 --predict-args passes flags on to predict.py (e.g. its worker count), and bench.json records them.
 
+    python scripts/bench.py --devices 2 --epochs 2 --rounds 2 --out runs/bench    # data-parallel overhead
+
+--devices N times scripts/train.py as a user runs it (--val-split 0, one warm-up epoch more than --epochs) on 1
+and on N devices, for each path: Lightning (DDP, gloo on a CPU), Keras on TensorFlow (MirroredStrategy) and
+Keras on JAX (DataParallel); each path's median seconds per timed epoch, median over --rounds, and the ratio
+N / 1 go into bench.json's "data_parallel" section. On a CPU the N devices share its cores: the ratio is the
+cost of splitting each batch and summing gradients, not a speed-up.
+
 Exit codes: 0 done; 1 a bad --out or data folder, an unreadable bench.json, a runner or timed command that
 failed; 2 bad flags; 130 / 143 Ctrl-C / SIGTERM.
 """
@@ -54,7 +62,7 @@ import time
 from pathlib import Path
 
 from parity import cli
-from parity.config import BATCH_SIZE, EPOCHS
+from parity.config import BATCH_SIZE, DEVICES, EPOCHS
 from parity.files import write_json
 
 RUNNERS = ("torch_loop", "lightning", "keras", "torch_loop_compiled", "lightning_compiled")
@@ -68,6 +76,8 @@ RATIOS = {
 
 
 SCRIPTS = Path(__file__).resolve().parent
+# --devices: path -> (train.py --framework, KERAS_BACKEND)
+DATA_PARALLEL_PATHS = {"lightning": ("torch", None), "keras_tensorflow": ("keras", "tensorflow"), "keras_jax": ("keras", "jax")}
 EXPORT_SCRIPT = SCRIPTS / "export.py"  # scripts/export.py MODEL OUT.onnx
 RUNTIMES = {"torch": "model.ckpt", "keras": "model.keras", "onnx": "model.onnx"}  # runtime -> the model file it reads
 TARGET_IMAGES_PER_SECOND, GOAL_IMAGES_PER_SECOND = 1_000, 2_000  # issue 11: predict.py end to end
@@ -96,12 +106,18 @@ def parse_args(argv=None):
     inference.add_argument("--codes", type=INFERENCE_CODES, help="code PNGs codes.py solve reads (default 500)")
     inference.add_argument("--runtimes", nargs="+", choices=tuple(RUNTIMES), help="default: all (torch keras onnx)")
     inference.add_argument("--predict-args", metavar="'FLAGS'", help="more flags for predict.py, as one string: --predict-args='--workers 2'")
+    devices = parser.add_argument_group("data-parallel overhead (--devices N)")
+    devices.add_argument("--devices", type=DEVICES, metavar="N", help="time scripts/train.py on 1 and N devices instead")
+    devices.add_argument("--paths", nargs="+", choices=tuple(DATA_PARALLEL_PATHS), help="default: all (lightning keras_tensorflow keras_jax)")
     parser.add_argument("--runner", choices=RUNNERS, help=cli.argparse.SUPPRESS)  # internal: run one runner, print JSON
     parser.add_argument("--write-model", type=Path, help=cli.argparse.SUPPRESS)  # internal: write the seeded model file
     parser.add_argument("--time-normalizer", type=Path, help=cli.argparse.SUPPRESS)  # internal: to_mnist over a folder
     parser.add_check(check_inference_flags)
     args = parser.parse_args(argv)
     args.runners = list(dict.fromkeys(args.runners))
+    args.paths = list(dict.fromkeys(args.paths or DATA_PARALLEL_PATHS))
+    if args.devices == 1:
+        parser.error("--devices 1: give 2 or more (it times 1 device beside N)")
     if args.inference:
         args.images = args.images or 2_000
         args.codes = args.codes or 500
@@ -664,6 +680,52 @@ def run_child(name: str, child_args: list[str]) -> dict:
     cli.fail(f"runner {name} failed (exit code {done.returncode}): {reason.removeprefix('error: ')}")
 
 
+def epoch_seconds(args, framework: str, backend: str | None, devices: int, out: Path) -> tuple[float, str]:
+    """scripts/train.py on `devices` devices, one warm-up epoch and --epochs timed ones: the median seconds of
+    the timed epochs (metrics.json) and the device it names."""
+    command = [sys.executable, str(SCRIPTS / "train.py"), "--framework", framework, "--epochs", str(args.epochs + 1),
+               "--batch-size", str(args.batch_size), "--val-split", "0", "--devices", str(devices),
+               "--accelerator", args.accelerator, "--no-progress", "--out", str(out), "--overwrite"]
+    command += ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    command += ["--limit-train", str(args.limit_train)] if args.limit_train else []
+    env = {**os.environ, **({"KERAS_BACKEND": backend} if backend else {})}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        cli.fail(f"train.py ({framework}{', ' + backend if backend else ''}, {devices} devices) failed: {reason.removeprefix('error: ')}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    return statistics.median(epoch["seconds"] for epoch in metrics["history"][1:]), metrics["device"]
+
+
+def bench_data_parallel(args) -> int:
+    bench_json = args.out / "bench.json"
+    existing = read_existing(bench_json)
+    load_before = load_average()
+    counts = (1, args.devices)
+    seconds = {path: {n: [] for n in counts} for path in args.paths}
+    devices = {path: {} for path in args.paths}
+    with tempfile.TemporaryDirectory(prefix=".bench-devices-", dir=args.out) as scratch:
+        for round_ in range(args.rounds):
+            for path in args.paths:  # alternating, so machine noise hits all alike
+                framework, backend = DATA_PARALLEL_PATHS[path]
+                for n in counts:
+                    print(f"round {round_ + 1}/{args.rounds}: {path} on {n} device{'s' * (n > 1)} ...", flush=True)
+                    value, devices[path][n] = epoch_seconds(args, framework, backend, n, Path(scratch) / f"{path}-{n}")
+                    seconds[path][n].append(value)
+    summary = {"devices": list(counts), "epochs_timed": args.epochs, "rounds": args.rounds, "batch_size": args.batch_size,
+               "train_images": args.limit_train or 60_000, "load_average_before": load_before, "machine": machine(), "paths": {}}
+    for path in args.paths:
+        medians = [round(statistics.median(seconds[path][n]), 3) for n in counts]
+        summary["paths"][path] = {"seconds_per_epoch": medians, "ratio": round(medians[1] / medians[0], 3),
+                                  "device": [devices[path][n] for n in counts], "all_seconds": [seconds[path][n] for n in counts]}
+    write_json(bench_json, {**existing, "data_parallel": summary})
+    print(f"| path | s / epoch, 1 device | s / epoch, {args.devices} devices | ratio |\n|---|---|---|---|")
+    for path, row in summary["paths"].items():
+        print(f"| {path} | {row['seconds_per_epoch'][0]:.2f} | {row['seconds_per_epoch'][1]:.2f} | {row['ratio']:.2f} |")
+    print(f"wrote {bench_json}")
+    return 0
+
+
 def bench(args) -> int:
     if args.inference:
         cli.output_folder(args.out)  # where to write: checked before minutes of timing, not after
@@ -674,6 +736,8 @@ def bench(args) -> int:
     cli.output_folder(args.out)
     if args.profile:
         return run_profile(args)
+    if args.devices:
+        return bench_data_parallel(args)
     existing = read_existing(args.out / "bench.json")
     child_args = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
     child_args += ["--data-dir", str(args.data_dir)] if args.data_dir else []
@@ -684,7 +748,7 @@ def bench(args) -> int:
             print(f"round {round_ + 1}/{args.rounds}: {name} ...", flush=True)
             results[name].append(run_child(name, child_args))
     summary = summarize(results, args)
-    kept = {"inference": existing["inference"]} if "inference" in existing else {}  # the --inference section stays
+    kept = {key: existing[key] for key in ("inference", "data_parallel") if key in existing}  # the other sections stay
     write_json(args.out / "bench.json", {**summary, **kept})
     print(table(summary))
     for key in RATIOS:

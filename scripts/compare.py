@@ -2,11 +2,15 @@
 """Train both frameworks with the same recipe for K seeds and compare them side by side.
 
     python scripts/compare.py --seeds 3 --out runs/compare
+    python scripts/compare.py --devices 2 --precision float64 --epochs 3 --out runs/compare-devices
 
 Each training run is `scripts/train.py` in its own process (so TensorFlow and torch never share one).
 Then the seed-0 models are cross-checked: each one's weights run in the other framework on all 10,000
 test images, and are exported to ONNX through both exporters (torch.onnx, Keras's tf2onnx) and run in
 onnxruntime; the export by the model's own framework stays beside it (runs/<framework>-seed0/model.onnx).
+With --devices N, each framework's seed-0 run is trained again on N devices (Lightning DDP; Keras
+MirroredStrategy, or DataParallel with KERAS_BACKEND=jax) and put beside its 1-device run: the largest
+relative gap of every loss (float64: ~1e-15) and the seconds per epoch (parity.json "data_parallel").
 Writes into --out: parity.json, report.md, learning_curves.png, confusion.png, runs/.
 
 Exit codes: 0 done; 1 a bad --out or data folder, or a failed run; 2 bad flags; 130 / 143 Ctrl-C / SIGTERM.
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from parity import cli
-from parity.config import FRAMEWORKS, MAX_SEED, RECIPES, TrainConfig
+from parity.config import DEVICES, FRAMEWORKS, MAX_SEED, RECIPES, TrainConfig
 from parity.runs.metrics import RunMetrics, side_by_side
 from parity.runs.stages import MODEL_FILE, train_in_subprocess
 from parity.runs.stops import Interrupted, interruptible
@@ -29,7 +33,7 @@ from parity.runs.stops import Interrupted, interruptible
 SEEDS = cli.Number(int, low=1, high=MAX_SEED + 1, why="seeds 0..K-1 must each be a seed train.py takes")
 
 ONNX_FILE = "model.onnx"  # each seed-0 model's ONNX export, beside it in its run folder
-TRAIN_FIELDS = ("recipe", "epochs", "val_split", "limit_train", "data_dir", "progress")  # passed on to scripts/train.py
+TRAIN_FIELDS = ("recipe", "epochs", "val_split", "limit_train", "precision", "data_dir", "progress")  # passed on to scripts/train.py
 
 
 def parse_args(argv=None):
@@ -37,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=SEEDS, default=1, metavar="K", help="seeds 0..K-1 (default 1)")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="report folder (default runs/compare)")
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
+    parser.add_argument("--devices", type=DEVICES, default=1, metavar="N",
+                        help="also train each framework's seed 0 on N devices, beside its 1-device run (default 1: not)")
     cli.add_config_arguments(parser, TrainConfig, RECIPES, names=TRAIN_FIELDS)  # train.py's own flags and checks
     args = parser.parse_args(argv)
     args.frameworks = list(dict.fromkeys(args.frameworks))  # "torch torch" trains torch once per seed
@@ -58,6 +64,22 @@ def train_all(args) -> dict[str, list[RunMetrics]]:
             except RuntimeError as error:
                 cli.fail(f"{error}; see its output above")
     return runs
+
+
+def train_on_devices(args, runs: dict[str, list[RunMetrics]]) -> dict[str, dict]:
+    """--devices N: each framework's seed-0 run again on N devices; its gaps to the 1-device run."""
+    from parity.runs.data_parallel import device_gaps
+
+    gaps = {}
+    for name in args.frameworks:
+        out = args.out / "runs" / f"{name}-seed0-devices{args.devices}"
+        print(f"== {name}, seed 0, {args.devices} devices -> {out}", flush=True)
+        try:
+            many = train_in_subprocess(name, out, ["--seed", "0", "--devices", str(args.devices), *train_flags(args)])
+        except RuntimeError as error:
+            cli.fail(f"{error}; see its output above")
+        gaps[name] = device_gaps(runs[name][0], many)
+    return gaps
 
 
 def cross_check(args, test_x: np.ndarray, test_y: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
@@ -133,6 +155,8 @@ def compare(args) -> int:
     mnist = load_mnist(args.data_dir)
     conversion, matrices = cross_check(args, to_model_input(mnist.test_images), mnist.test_labels.astype(np.int64))
     summary = summarize(runs, conversion)
+    if args.devices > 1:
+        summary["data_parallel"] = train_on_devices(args, runs)
     report = write_report(args.out, summary, runs, matrices)
     print()
     print(side_by_side([runs[name][0] for name in args.frameworks]) if args.seeds == 1 else report.read_text().split("\n\n")[1])
@@ -147,6 +171,9 @@ def compare(args) -> int:
         print(f"onnx ({name} seed 0, {onnx['path']}): max |diff| torch export vs torch {onnx['max_abs_diff_torch_export_vs_torch']:.1e}, "
               f"keras export vs keras {onnx['max_abs_diff_keras_export_vs_keras']:.1e}, torch vs keras export "
               f"{onnx['max_abs_diff_torch_export_vs_keras_export']:.1e}, argmax agreement {onnx['argmax_agreement']:.2%}")
+    for name, gaps in summary.get("data_parallel", {}).items():
+        print(f"{name} on {gaps['devices'][1]} devices vs 1: largest relative gap train loss {gaps['max_relative_gap_train_loss']:.1e}, "
+              f"test loss {gaps['relative_gap_test_loss']:.1e}; s/epoch {gaps['seconds_per_epoch'][0]:.2f} -> {gaps['seconds_per_epoch'][1]:.2f}")
     print(f"report: {report}")
     return 0
 

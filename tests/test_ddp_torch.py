@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parity.runs.data_parallel import data_parallel_lines, device_gaps
+from parity.runs.metrics import RunMetrics
+
 FLAGS = ("--framework", "torch", "--epochs", "3", "--limit-train", "2001", "--batch-size", "100", "--val-split", "300",
          "--precision", "float64", "--record-steps", "--no-progress")
 STEPS = 3 * 21  # 20 batches of 100 and one of 1, per epoch
@@ -78,6 +81,11 @@ def test_two_devices_train_as_one(repo_root, tmp_path, one_device):
     assert run["config"]["devices"] == 2 and one_device["config"]["devices"] == 1
     assert_written_once(tmp_path / "two")
     assert done.stdout.count("test accuracy") == 1  # rank 1 prints nothing
+    # compare.py --devices 2's figures for these two runs
+    gaps = device_gaps(RunMetrics.from_dict(one_device), RunMetrics.from_dict(run))
+    assert gaps["devices"] == [1, 2] and gaps["epochs"] == 3 and gaps["test_images"] == [10_000, 10_000]
+    assert 0 <= gaps["max_relative_gap_train_loss"] <= GAP and 0 <= gaps["relative_gap_test_loss"] <= GAP
+    assert "| torch (float64) | 1 → 2 |" in "\n".join(data_parallel_lines({"torch": gaps}))
 
 
 def free_port() -> int:
@@ -132,6 +140,12 @@ def test_interrupted_ddp_run_resumes_to_the_same_training(repo_root, tmp_path, o
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_training(metrics(out), one_device)
+
+
+def test_bench_and_compare_refuse_one_device(repo_root):
+    for script, flags in (("scripts/bench.py", ["--devices", "1"]), ("scripts/compare.py", ["--devices", "0"])):
+        done = subprocess.run([sys.executable, script, *flags], cwd=repo_root, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "--devices" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("flags, message", [

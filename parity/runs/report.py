@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.files import save_figure, write_json, write_text
+from parity.runs.data_parallel import data_parallel_lines
 from parity.runs.metrics import RunMetrics
 
 COLORS = {"torch": "tab:red", "keras": "tab:blue"}
@@ -161,6 +162,8 @@ def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], ma
         ]
     if "onnx" in summary:
         lines += onnx_lines(summary["onnx"])
+    if "data_parallel" in summary:
+        lines += data_parallel_lines(summary["data_parallel"])
     lines += [
         "",
         "Per-class test accuracy (seed 0):",

@@ -35,14 +35,15 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
         "--optimizer", "sgd", "--seed", "7", "--val-split", "100", "--limit-train", "900", "--no-augment",
         "--code-digits", "11", "--printed-digits", "12", "--lr-schedule", "constant", "--finetune-epochs", "2",
         "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--init-from", str(model), "--precision", "float64",
-        "--compile", "--accelerator", "cpu", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"),
-        "--no-progress", "--record-steps",
+        "--compile", "--accelerator", "cpu", "--devices", "2", "--num-nodes", "2", "--strategy", "ddp",
+        "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--record-steps",
     ]
     config = TrainConfig(
         framework="keras", recipe="best", epochs=3, batch_size=64, lr=0.02, optimizer="sgd", seed=7, val_split=100,
         limit_train=900, augment=False, code_digits=11, printed_digits=12, lr_schedule="constant", finetune_epochs=2,
         finetune_lr=0.005, finetune_batch_size=32, init_from=model, precision="float64", compile=True,
-        accelerator="cpu", data_dir=tmp_path, out=tmp_path / "run", progress=False, record_steps=True,
+        accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", data_dir=tmp_path, out=tmp_path / "run",
+        progress=False, record_steps=True,
     )
     return argv, config
 

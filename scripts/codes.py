@@ -2,7 +2,9 @@
 """Verification codes: make a seeded set, score a model on it, read code images, draw a picture.
 
     python scripts/codes.py generate --n 20 --out runs/codes
+    python scripts/codes.py stress --n 130 --split validation --out runs/stress
     python scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000
+    python scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000 --stress 1000 --stress-split validation
     python scripts/codes.py solve --model runs/best-keras/model.keras runs/codes/*.png
     python scripts/codes.py solve --model runs/model.onnx --workers 2 runs/codes/*.png
     python scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/picture.png
@@ -10,6 +12,13 @@
 Codes are 4-digit images drawn by the `captcha` package (160x60 unless --width/--height), seeded so a
 seed always gives the same images; the test seed (7) is disjoint from the training seeds. `eval`
 prints JSON with digit_accuracy (each digit in its place) and code_accuracy (all four right).
+
+`stress` writes single digits of the style stress set (parity/codes/stress.py: 13 named classes of
+difficulty, such as grid backgrounds, crossing lines, tiny, outline and halftone digits) as PNGs, with
+labels.csv (file, digit, class, mode, font). Its validation split is for every choice; its test split (other
+fonts, other settings) is scored once, at the end. `eval --stress N` adds {"stress": {"split", "seed",
+"overall", "no_digit", "classes": {class: {"n", "accuracy", "no_digit"}}}}: each digit normalised by
+to_mnist and classified, a digit the normaliser refuses (no_digit) counted as wrong.
 
 --model is a .ckpt, .pt, .keras or .h5 file, run in torch or Keras (--framework, default the file's own),
 or an .onnx file (scripts/export.py), which `eval` and `solve` run in onnxruntime alone, importing neither
@@ -45,6 +54,7 @@ from parity.frameworks.predictor import FRAMEWORKS, MODEL_SUFFIXES, framework_mi
 
 BATCH_SIZE = 256  # digits per model call
 PICTURE_CODES = cli.Number(int, low=1, high=100, why="a bigger grid is too large to draw or look at")
+STRESS_SPLITS = ("validation", "test")  # parity.codes.stress.SPLITS, named here so parsing flags loads no Pillow
 
 
 def parse_args(argv=None):
@@ -71,6 +81,16 @@ def parse_args(argv=None):
     evaluate.add_argument("--n", type=cli.positive_int, default=1000)
     evaluate.add_argument("--seed", type=cli.non_negative_int, default=7)
     evaluate.add_argument("--unseen", type=cli.non_negative_int, default=0, help="also score N single digits in unseen styles")
+    evaluate.add_argument("--stress", type=cli.non_negative_int, default=0, help="also score N style stress digits, per class")
+    evaluate.add_argument("--stress-split", choices=STRESS_SPLITS, help="the stress set's split (default validation; "
+                          "score test once, after every choice is made)")
+    evaluate.add_argument("--stress-seed", type=cli.non_negative_int, help="default: the split's own seed")
+
+    stress = commands.add_parser("stress", help="write a seeded style stress set (PNG) and its labels.csv")
+    stress.add_argument("--n", type=cli.positive_int, default=130)
+    stress.add_argument("--split", choices=STRESS_SPLITS, default="validation")
+    stress.add_argument("--seed", type=cli.non_negative_int, default=None, help="default: the split's own seed")
+    stress.add_argument("--out", type=Path, required=True)
 
     solve = commands.add_parser("solve", parents=[model, speed], help="read code images")
     solve.add_argument("images", nargs="+", type=Path)
@@ -87,6 +107,10 @@ def parse_args(argv=None):
         if args.command == "picture" and model_kind(args.model) == "onnx":
             parser.error(f"picture shows the torch and Keras readings of one model's weights; {args.model} runs in "
                          "onnxruntime only: give the .ckpt/.keras it was exported from (eval and solve take it)")
+    if args.command == "eval" and not args.stress:
+        for flag, value in (("--stress-split", args.stress_split), ("--stress-seed", args.stress_seed)):
+            if value is not None:
+                parser.error(f"{flag} needs --stress N (how many stress digits to score)")
     for path in getattr(args, "images", []):
         if not path.exists():
             parser.error(f"{path}: no such file")
@@ -158,6 +182,39 @@ def cmd_generate(args) -> dict:
     return {"out": str(out), "n": args.n, "seed": args.seed, "size": [args.width, args.height]}
 
 
+def cmd_stress(args) -> dict:
+    from parity.codes.stress import DEFAULT_SEEDS, stress_set
+    from parity.files import atomic_path, write_text
+
+    out = cli.output_folder(args.out)
+    seed = DEFAULT_SEEDS[args.split] if args.seed is None else args.seed
+    rows = ["file,digit,class,mode,font"]
+    for i, digit in enumerate(stress_set(args.n, args.split, seed)):
+        name = f"{i:04d}-{digit.label}-{digit.cls}.png"
+        with atomic_path(out / name) as tmp:
+            digit.image.save(tmp, format="PNG")
+        rows.append(f"{name},{digit.label},{digit.cls},{digit.image.mode},{digit.font}")
+    write_text(out / "labels.csv", "\n".join(rows) + "\n")
+    return {"out": str(out), "n": args.n, "split": args.split, "seed": seed, "labels": str(out / "labels.csv")}
+
+
+def score_stress(args, classify, pool) -> dict:
+    """eval's "stress" part: the set's digits through to_mnist (in `pool`'s processes, or here) and the model."""
+    from parity.codes.stress import DEFAULT_SEEDS, score, stress_set
+
+    split = args.stress_split or "validation"
+    seed = DEFAULT_SEEDS[split] if args.stress_seed is None else args.stress_seed
+    stress = stress_set(args.stress, split, seed)
+    digits, kept = mnist_style([digit.image for digit in stress], pool=pool)
+    read: list[int | None] = [None] * len(stress)  # None: refused by the normaliser
+    if len(kept):
+        probabilities = classify_all(digits, classify, args.batch_size)
+        finite = np.isfinite(probabilities).all(axis=1)
+        for i, row, ok in zip(kept, probabilities.argmax(axis=1), finite):
+            read[i] = int(row) if ok else -1  # no finite reading: wrong, but not refused
+    return {"split": split, "seed": seed, "n": args.stress, **score(stress, read)}
+
+
 def read_codes(images, classify, n_digits: int = 4, pool=None, batch_size: int = BATCH_SIZE) -> list[str | None]:
     """Like parity.codes.segment.read_code for many images, their digits classified batch_size at a time (the
     images cut and normalised in `pool`'s processes, or here); None for a code that cannot be cut into
@@ -192,7 +249,7 @@ def cmd_eval(args) -> dict:
     from parity.codes.fonts import unseen_style_digits
     from parity.codes.generate import load_or_generate
 
-    pool, workers = reader_pool(args, max(args.n, args.unseen))
+    pool, workers = reader_pool(args, max(args.n, args.unseen, args.stress))
     with pool:  # started before the model's framework is imported
         classify, framework = classifier(args, threads=model_threads(workers))
         codes = load_or_generate(args.n, args.seed, width=args.width, height=args.height)
@@ -203,6 +260,7 @@ def cmd_eval(args) -> dict:
             images, labels = unseen_style_digits(args.unseen, seed=args.seed)
             digits, kept = mnist_style(images, pool=pool if workers else None)
             read_unseen = digits_read(classify_all(digits, classify, args.batch_size)) if len(kept) else ""
+        stress = score_stress(args, classify, pool if workers else None) if args.stress else None
     right = [sum(a == b for a, b in zip(r or "????", truth)) for r, truth in zip(read, codes.codes)]
     result = {
         "model": str(args.model),
@@ -219,6 +277,8 @@ def cmd_eval(args) -> dict:
         correct = 0 if read_unseen is None else sum(int(d) == labels[i] for d, i in zip(read_unseen, kept))
         result["unseen_digits"] = args.unseen
         result["unseen_digit_accuracy"] = correct / args.unseen  # an unreadable digit counts as wrong
+    if stress is not None:
+        result["stress"] = stress
     return result
 
 
@@ -272,7 +332,7 @@ def main(argv=None) -> int:
         if args.command == "solve":
             cmd_solve(args)
         else:
-            result = {"generate": cmd_generate, "eval": cmd_eval, "picture": cmd_picture}[args.command](args)
+            result = {"generate": cmd_generate, "stress": cmd_stress, "eval": cmd_eval, "picture": cmd_picture}[args.command](args)
             print(json.dumps(strict_json(result), allow_nan=False))
     except (WorkerDied, WorkerFailed) as error:  # e.g. a reader killed by the system for memory
         cli.fail(f"{args.command}: {error}")

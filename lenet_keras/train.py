@@ -3,17 +3,26 @@
 Side by side with lenet_torch/train.py: every epoch end writes metrics.json and checkpoints/last.keras
 (`EpochEnd`, where Lightning has a ModelCheckpoint); `resume` loads that checkpoint's weights and optimizer
 state and continues with `fit(initial_epoch=...)`, where Lightning has `fit(ckpt_path=...)`.
+
+On N devices (`config.data_parallel`: --devices / --num-nodes / --strategy ddp) the same training runs
+under the backend's own data-parallel engine (lenet_keras.distribute): MirroredStrategy on TensorFlow,
+DataParallel on JAX, with padded, weighted batches so every step is the global batch's mean, and the epoch
+and test figures read from real-sample metrics (`sample_loss`, `sample_accuracy`, `real_samples`) instead
+of Keras's "loss" and "accuracy". Only rank 0 writes (parity.runs.ranks).
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import keras
 
-from lenet_keras.data import SetEpoch, train_data
+from lenet_keras.data import SetEpoch, eval_data, padded_size, train_data
 from lenet_keras.checkpoint import model_from_weights, save_model
+from lenet_keras.devices import DeviceSetupError
+from lenet_keras.distribute import REAL_SAMPLES, SAMPLE_ACCURACY, SAMPLE_LOSS, Parallel, data_parallel, real_sample_metrics
 from parity.config import TrainConfig, learning_rate
 from parity.data.batches import EpochBatcher
 from parity.data.splits import Splits, make_splits
@@ -29,54 +38,60 @@ class EpochEnd(keras.callbacks.Callback):
     """At every epoch's end: the epoch into metrics.json, then the resumable checkpoints/last.keras (the
     model with its optimizer state; the epoch is the optimizer's step count over the steps per epoch)."""
 
-    def __init__(self, record: RunRecord):
+    def __init__(self, record: RunRecord, loss: str = "loss", accuracy: str = "accuracy", parallel: Parallel | None = None):
         super().__init__()
-        self.record = record
+        self.record, self.parallel = record, parallel
+        self.loss, self.accuracy = loss, accuracy  # the logs' names: the real-sample metrics on N devices
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        loss, accuracy = self.loss, self.accuracy
         self.record.epoch_done(
             EpochMetrics(
                 epoch=epoch + 1,
-                train_loss=float(logs["loss"]),
-                train_accuracy=float(logs["accuracy"]),
+                train_loss=float(logs[loss]),
+                train_accuracy=float(logs[accuracy]),
                 seconds=round(time.perf_counter() - self._start, 3),
-                val_loss=float(logs["val_loss"]) if "val_loss" in logs else None,
-                val_accuracy=float(logs["val_accuracy"]) if "val_accuracy" in logs else None,
+                val_loss=float(logs[f"val_{loss}"]) if f"val_{loss}" in logs else None,
+                val_accuracy=float(logs[f"val_{accuracy}"]) if f"val_{accuracy}" in logs else None,
             )
         )
-        save_model(self.model, checkpoint_path(self.record.config))
+        save_run_file(self.model, checkpoint_path(self.record.config), self.record, self.parallel)
 
 
 class LossWatch(keras.callbacks.Callback):
     """Every step's loss: the run stops at the first non-finite one (parity.runs.stops.Diverged), and with
     --record-steps each is kept. Keras reports the epoch's running mean (weighted by batch size), so each
     step's own loss is taken back out of it; in float64 that costs ~1e-14 relative. A non-finite step makes
-    the running mean non-finite at once."""
+    the running mean non-finite at once. On `replicas` devices Keras weighs each step by its padded size
+    (lenet_keras.data.pad), while the step's loss itself is still the mean over its real samples."""
 
-    def __init__(self, batch_size: int, n_train: int, steps: list[float] | None):
+    def __init__(self, batch_size: int, n_train: int, steps: list[float] | None, replicas: int = 1):
         super().__init__()
-        self.batch_size, self.n_train, self.steps = batch_size, n_train, steps
+        self.batch_size, self.n_train, self.steps, self.replicas = batch_size, n_train, steps, replicas
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._seen, self._total = epoch, 0, 0.0
+        self._epoch, self._seen, self._total, self._real = epoch, 0, 0.0, 0
 
     def on_train_batch_end(self, batch, logs=None):
         mean = float(logs["loss"])
         check_loss(mean, self._epoch + 1, batch + 1)
         if self.steps is None:
             return
-        size = min(self.batch_size, self.n_train - self._seen)
+        real = min(self.batch_size, self.n_train - self._real)
+        size = padded_size(real, self.replicas)  # = real on one device
         seen = self._seen + size
         total = mean * seen
         self.steps.append((total - self._total) / size)
-        self._seen, self._total = seen, total
+        self._seen, self._total, self._real = seen, total, self._real + real
 
 
-def device_name() -> str:
+def device_name(parallel: Parallel | None = None) -> str:
+    if parallel is not None:
+        return parallel.description
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -89,6 +104,44 @@ def device_name() -> str:
         device = jax.devices()[0]
         return f"{device.platform} ({device.device_kind}, jax)"
     return f"{backend}"
+
+
+ONE_DEVICE_METRICS = {"metrics": ["accuracy"], "weighted_metrics": None}  # what _train compiles on one device
+
+
+@contextmanager
+def one_device_compile_config(model: keras.Model):
+    """The model's compile config as a one-device run's would be (metrics "accuracy") while it is saved: the
+    data-parallel run's real-sample metrics (lenet_keras.distribute) are its own classes, which
+    `keras.saving.load_model` elsewhere would not find. The weights file is the same either way (layers
+    and optimizer; Keras saves no metric state)."""
+    config = {**model.get_compile_config(), **ONE_DEVICE_METRICS}
+    object.__setattr__(model, "get_compile_config", lambda: config)  # past Keras's attribute tracking
+    try:
+        yield
+    finally:
+        object.__delattr__(model, "get_compile_config")
+
+
+def save_run_file(model: keras.Model, path, record: RunRecord, parallel: Parallel | None) -> None:
+    """Rank 0 saves `path`; in a multi-worker TensorFlow or multi-process JAX run the other processes save a
+    throwaway copy at the same time (lenet_keras.distribute.Parallel.saves_everywhere)."""
+    if record.writes:
+        save_plain(model, path)
+    elif parallel is not None and parallel.saves_everywhere:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="lenet-worker-") as folder:
+            save_plain(model, Path(folder) / Path(path).name)
+
+
+def save_plain(model: keras.Model, path) -> None:
+    """lenet_keras.checkpoint.save_model, with a one-device compile config (a one-device run's model is saved as it is)."""
+    if not model.get_compile_config().get("weighted_metrics"):
+        save_model(model, path)
+        return
+    with one_device_compile_config(model):
+        save_model(model, path)
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -111,12 +164,26 @@ def floatx(precision: str):
         keras.config.set_floatx(previous)
 
 
+def jax_float64(precision: str) -> None:
+    """JAX makes every float64 array float32 unless x64 is on (JAX_ENABLE_X64, which
+    lenet_keras.devices.prepare sets before JAX starts); switched on here too for callers that did not."""
+    if precision != "float64" or keras.backend.backend() != "jax":
+        return
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+
+
 def train(config: TrainConfig, splits: Splits | None = None, *, resume: bool = False) -> RunMetrics:
-    with floatx(config.precision):
-        return _train(config, splits, resume)
+    """Raises DeviceSetupError (a RuntimeError, one line) when the devices or precision asked for cannot be had."""
+    jax_float64(config.precision)
+    parallel = data_parallel(config)  # before anything runs on the backend: its devices are set up here
+    with floatx(config.precision), (parallel.scope() if parallel else nullcontext()):
+        return _train(config, splits, resume, parallel)
 
 
-def _train(config: TrainConfig, splits: Splits | None, resume: bool) -> RunMetrics:
+def _train(config: TrainConfig, splits: Splits | None, resume: bool, parallel: Parallel | None) -> RunMetrics:
     config = with_run_dir(config)
     state = stage_state(config) if resume else None
     if isinstance(state, RunMetrics):
@@ -124,12 +191,20 @@ def _train(config: TrainConfig, splits: Splits | None, resume: bool) -> RunMetri
     keras.utils.set_random_seed(config.seed)
     # The seeded float32 draw for every precision (or the model being fine-tuned): the values torch starts from.
     model = model_from_weights(starting_weights(config), dtype=config.precision)
-    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    dtype = keras.backend.standardize_dtype(model.weights[0].value.dtype)
+    if dtype != config.precision:
+        raise DeviceSetupError(f"--precision {config.precision}: the {keras.backend.backend()} backend made the model {dtype} "
+                               f"(on JAX, set JAX_ENABLE_X64=1 before it starts)")
+    if parallel is None:
+        model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    else:  # Keras's "accuracy" would count the pads, its "loss" weighs padded batches: see lenet_keras.distribute
+        model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
+                      weighted_metrics=real_sample_metrics())
     if state:  # the checkpoint's weights and optimizer state, read from its HDF5 part (no config deserialised)
         model.optimizer.build(model.trainable_variables)
         model.load_weights(state.checkpoint)
     record = RunRecord(
-        config, params=model.count_params(), device=device_name(),
+        config, params=model.count_params(), device=device_name(parallel),
         versions={"keras": keras.__version__, "backend": keras.backend.backend()},
         history=list(state.history) if state else [],  # cut to the checkpoint's epochs once they are known
         step_losses=state.step_losses if state else None,
@@ -137,10 +212,10 @@ def _train(config: TrainConfig, splits: Splits | None, resume: bool) -> RunMetri
     with record.stops_recorded():
         if state:
             record.write("running")  # continuing: no longer "interrupted"
-        return _fit(config, splits or make_splits(config), model, record, state)
+        return _fit(config, splits or make_splits(config), model, record, state, parallel)
 
 
-def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRecord, state) -> RunMetrics:
+def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRecord, state, parallel: Parallel | None) -> RunMetrics:
     batcher = EpochBatcher.training(splits, config)
     epochs_done = 0
     if state:
@@ -152,33 +227,49 @@ def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRec
         record.resumed_epochs = epochs_done
     if config.record_steps:  # the steps of the epochs the checkpoint holds, then this session's
         record.step_losses = (record.step_losses or [])[: epochs_done * len(batcher)]
+    replicas = parallel.replicas if parallel else 1
     callbacks: list[keras.callbacks.Callback] = [
+        *(parallel.callbacks() if parallel else []),
         SetEpoch(batcher),
-        LossWatch(config.batch_size, len(splits.train_y), record.step_losses),
-        keras.callbacks.CSVLogger(str(config.out / "history.csv"), append=state is not None),
+        LossWatch(config.batch_size, len(splits.train_y), record.step_losses, replicas),
     ]
+    if record.writes:
+        callbacks.append(keras.callbacks.CSVLogger(str(config.out / "history.csv"), append=state is not None))
     if config.lr_schedule != "constant":
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
-    callbacks.append(EpochEnd(record))
-    checkpoint_path(config).parent.mkdir(exist_ok=True)
-    validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
+    callbacks.append(EpochEnd(record) if parallel is None else EpochEnd(record, SAMPLE_LOSS, SAMPLE_ACCURACY, parallel))
+    if record.writes:
+        checkpoint_path(config).parent.mkdir(exist_ok=True)
+    if parallel is None:
+        validation = (channels_last(splits.val_x), splits.val_y) if len(splits.val_y) else None
+        batches = train_data(batcher, config.epochs, first_epoch=epochs_done)
+    else:  # padded and weighted batches (lenet_keras.data.pad), this process's part of each
+        padding = dict(replicas=replicas, process=parallel.process_slice, dtype=config.precision)
+        validation = eval_data(splits.val_x, splits.val_y, config.batch_size, **padding) if len(splits.val_y) else None
+        batches = train_data(batcher, config.epochs, first_epoch=epochs_done, **padding)
     start = time.perf_counter()
     if epochs_done < config.epochs:
         model.fit(
-            train_data(batcher, config.epochs, first_epoch=epochs_done),
+            batches,
             epochs=config.epochs,
             initial_epoch=epochs_done,
             steps_per_epoch=len(batcher),
             validation_data=validation,
-            validation_batch_size=config.batch_size,
+            validation_batch_size=config.batch_size if parallel is None else None,
             shuffle=False,  # the data already come in the shared epoch order
             callbacks=callbacks,
-            verbose="auto" if config.progress else 0,
+            verbose="auto" if config.progress and record.writes else 0,
         )
     train_seconds = time.perf_counter() - start
-    # evaluate() scores every image: Keras keeps the last, partial batch.
-    test_loss, test_accuracy = model.evaluate(channels_last(splits.test_x), splits.test_y, batch_size=config.batch_size, verbose=0)
-    save_model(model, config.out / MODEL_FILE["keras"])
+    if parallel is None:
+        # evaluate() scores every image: Keras keeps the last, partial batch.
+        test_loss, test_accuracy = model.evaluate(channels_last(splits.test_x), splits.test_y, batch_size=config.batch_size, verbose=0)
+        test_images = len(splits.test_y)
+    else:  # the real-sample metrics, and how many real images they scored
+        scores = model.evaluate(eval_data(splits.test_x, splits.test_y, config.batch_size, **padding), verbose=0,
+                                return_dict=True, callbacks=parallel.callbacks())
+        test_loss, test_accuracy, test_images = scores[SAMPLE_LOSS], scores[SAMPLE_ACCURACY], round(scores[REAL_SAMPLES])
+    save_run_file(model, config.out / MODEL_FILE["keras"], record, parallel)
     return record.done(
-        test_accuracy=test_accuracy, test_loss=test_loss, test_images=len(splits.test_y), train_seconds=train_seconds,
+        test_accuracy=test_accuracy, test_loss=test_loss, test_images=test_images, train_seconds=train_seconds,
     )

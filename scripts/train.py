@@ -92,6 +92,10 @@ def run(args) -> list:
     if config.init_from is not None and not args.resume:
         read_weights(config.init_from)
     require_mnist(config.data_dir)
+    if config.framework == "keras":
+        from lenet_keras.devices import prepare
+
+        prepare(config)  # device counts, float64 and TF_CONFIG for the backend: checked before it starts or the folder is claimed
     if is_rank_zero():  # the other ranks of a data-parallel run write nothing (parity.runs.ranks)
         claim(config.out, overwrite=args.overwrite, resume=args.resume is not None)
         if config.data_parallel and not args.resume and args.out is None:
@@ -102,9 +106,6 @@ def run(args) -> list:
     if config.framework == "torch":
         from lenet_torch.train import train
     else:
-        from lenet_keras.devices import prepare
-
-        prepare(config)  # device counts and float64 for the backend, before it starts
         cli.import_tensorflow_quietly()
         from lenet_keras.train import train
     return train_stages(config, train, resume=args.resume is not None)
@@ -144,6 +145,8 @@ def rank_zero(args) -> int:
     from parity.runs.stops import Diverged, Interrupted, interruptible
     from parity.weights.reading import WeightFileError
 
+    from lenet_keras.devices import DeviceSetupError  # imports no framework
+
     out = args.resume or args.out
     try:
         with interruptible():
@@ -156,6 +159,8 @@ def rank_zero(args) -> int:
         cli.fail(f"training stopped: {stop}; no model was saved and metrics.json says failed (try a lower --lr)")
     except (RunFolderError, MNISTError, WeightFileError) as error:
         cli.fail(str(error))
+    except DeviceSetupError as error:  # Keras: devices or a cluster this machine cannot give (lenet_keras.devices)
+        cli.fail(str(error), code=2)
     except OSError as error:
         if error.errno in DISK_ERRORS:  # a full disk or a folder turned read-only mid-run
             cli.fail(f"{error.filename or 'writing the run'}: {error.strerror}")

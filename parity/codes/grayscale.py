@@ -31,7 +31,8 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarr
     Files and PIL images of every mode (1, L, LA, P with or without transparency, RGB, RGBA,
     I;16, I, F, CMYK, ...) and numpy arrays (H, W) or (H, W, 1/2/3/4) of bool, integer or float.
     Alpha is composited onto the image's own background: if most of the image is opaque, that is the
-    median opaque gray; if most is transparent, the transparent area *is* the background, so it gets
+    median opaque gray; if most is transparent, or the drawn pixels are all one colour (the picture is in
+    the alpha), the transparent area *is* the background, so it gets
     the tone opposite to the opaque ink (white under dark ink, black under light ink). Compositing
     onto plain white would erase a white digit drawn on a transparent canvas. Of a file with several
     frames, the first is read. An image with a side over MAX_SIDE comes back box-filtered to fit it.
@@ -158,6 +159,11 @@ def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if alpha.min() >= 0.99:
         return gray
     opaque = alpha > 0.5
+    drawn = gray[alpha > 0]
+    if drawn.size and float(drawn.max() - drawn.min()) < MIN_CONTRAST:
+        # One colour everywhere, the picture in the alpha alone (ink colour with coverage as alpha, however much
+        # of the canvas it covers): onto the opposite tone. Any other backdrop would give a blank image.
+        return (alpha * gray + (1 - alpha) * (1.0 if float(drawn.mean()) < 0.5 else 0.0)).astype(np.float32)
     if opaque.mean() >= 0.5:
         backdrop = float(np.median(gray[opaque]))  # the opaque part includes its own background
     elif opaque.any():

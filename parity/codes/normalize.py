@@ -14,6 +14,9 @@ lines and dots, at any size and in any image mode. `to_mnist` bridges the two:
 5. Denoise: a grey opening, as wide as the strokes allow, erases noise lines and dots thinner than
    them; the threshold is set on what remains (captcha noise is often darker than the digit), and
    connected components that are specks, or neighbour fragments at the crop edge, are dropped.
+   Style steps (parity.codes.cleanup; to_mnist's `cleanup`, not used for segmenting whole codes), each
+   only when its test triggers: halftone dots on a lattice averaged into strokes, hollow (outline)
+   glyphs' bodies filled.
 6. Crop to the ink, fit into 20x20 (Lanczos, like MNIST's antialiasing), centre the mass at (14, 14).
 
 Speed: a small digit takes about 1 ms, most of it in a few dozen NumPy calls on a few thousand pixels, so
@@ -34,6 +37,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from parity.codes import cleanup as cleanup_steps
 from parity.codes.grayscale import MIN_CONTRAST, NoDigit, load_image
 from parity.codes.quick_stats import median, percentile, unit_histogram
 
@@ -181,9 +185,14 @@ def ink_map(
 
 
 def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 0.1,
-                 edge_fraction: float = 0.35) -> tuple[np.ndarray, float]:
+                 edge_fraction: float = 0.35, cleanup: bool = False,
+                 trace: list[str] | None = None) -> tuple[np.ndarray, float]:
     """`ink_map` of what `load_image` gave (float32 gray in [0, 1]), without reading it again: load_image
-    gives such an array back unchanged, so callers that hold one skip a copy and a scan."""
+    gives such an array back unchanged, so callers that hold one skip a copy and a scan.
+
+    `cleanup` (with `denoise`) adds the style steps of parity.codes.cleanup for one digit: halftone dots
+    closed into strokes, hollow (outline) glyphs filled. Each runs only where its test triggers and
+    appends its name to `trace` when it does; without a trigger the output is the same to the bit."""
     g = np.ascontiguousarray(g)  # what load_image gives a view (a crop, a channel) as: sums run in the same order
     h, w = g.shape
     if h * w < 4 or min(h, w) < 2:
@@ -207,6 +216,12 @@ def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 
     if top < MIN_CONTRAST:
         raise NoDigit(f"blank image: no ink stands out from the background (contrast {top:.3f})")
     g = g / top
+    return _clean(g, scale, denoise, keep_fraction, edge_fraction, cleanup, trace)
+
+
+def _clean(g: np.ndarray, scale: float, denoise: bool, keep_fraction: float, edge_fraction: float,
+           cleanup: bool, trace: list[str] | None) -> tuple[np.ndarray, float]:
+    """The ink of g (ink bright, max 1, background removed): threshold, denoise, the cleanup steps."""
     threshold = _otsu(g)
     mask = g > threshold
 
@@ -238,6 +253,10 @@ def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 
         sizes = np.bincount(labels.ravel(), minlength=n_components + 1)[1:]
         if n_components == 0:
             raise NoDigit("no ink left after removing noise")
+        if cleanup and (period := cleanup_steps.lattice_period(labels, sizes)):
+            _note(trace, "halftone")  # dots on a lattice: close them into strokes, then clean that
+            return _clean(cleanup_steps.close_lattice(g, period), scale, denoise, keep_fraction, edge_fraction,
+                          False, trace)
         largest = int(sizes.max())
         if largest < max(12, 1.5 * width * width):
             hint = f"; the image was shrunk {1 / scale:.0f}x for speed, crop it closer to the digit" if scale < 1 else ""
@@ -250,6 +269,11 @@ def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 
         keep[int(np.argmax(sizes))] = True
         mask = np.concatenate([[False], keep])[labels]
         core = mask
+        if cleanup and (filled := cleanup_steps.fill_hollow(core, width)) is not None:
+            _note(trace, "outline")  # only the contour was drawn: fill the glyph's body, keep its counters
+            g = np.where(filled & ~core, 1.0, g).astype(np.float32)
+            core = filled
+            mask = filled
         mask = _dilate(mask)  # keep the antialiased rim of the kept strokes
     elif not mask.any():
         raise NoDigit("no ink found")
@@ -264,6 +288,11 @@ def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 
     if not out.any():
         raise NoDigit("no ink left after thresholding")
     return out.astype(np.float32), scale
+
+
+def _note(trace: list[str] | None, step: str) -> None:
+    if trace is not None:
+        trace.append(step)
 
 
 def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
@@ -289,11 +318,13 @@ def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
     return np.round(field * 255).astype(np.uint8)
 
 
-def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, denoise: bool = True) -> np.ndarray:
+def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, denoise: bool = True, cleanup: bool = True,
+             trace: list[str] | None = None) -> np.ndarray:
     """One digit image (path, PIL image or array, any mode/size/polarity) -> uint8 (28, 28) in MNIST
-    style: white digit on black, fitted into 20x20, centre of mass at (14, 14). Raises NoDigit."""
+    style: white digit on black, fitted into 20x20, centre of mass at (14, 14). Raises NoDigit.
+    `cleanup=False` leaves out the style steps (parity.codes.cleanup); `trace` collects the names of those that ran."""
     gray = load_image(image)
-    ink, scale = gray_ink_map(gray, denoise=denoise)
+    ink, scale = gray_ink_map(gray, denoise=denoise, cleanup=cleanup, trace=trace)
     if scale < 1:
         # Shrunk for speed: if the digit is small within a big picture, look again at full detail.
         rows = np.flatnonzero(ink.any(axis=1)) / scale
@@ -304,7 +335,7 @@ def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, denoise: bo
         x0, x1 = int(max(cols[0] - mx, 0)), int(min(cols[-1] + mx, w))
         if (y1 - y0) < 0.6 * h and (x1 - x0) < 0.6 * w:
             try:
-                ink, _ = gray_ink_map(gray[y0:y1, x0:x1], denoise=denoise)
+                ink, _ = gray_ink_map(gray[y0:y1, x0:x1], denoise=denoise, cleanup=cleanup, trace=trace)
             except NoDigit:
                 pass  # keep the coarse result
     return _fit_and_centre(ink)

@@ -1,0 +1,164 @@
+"""The normaliser's style clean-up steps (parity.codes.cleanup, issue 13), each on synthetic cases of its own.
+
+- hollow (outline) glyphs: the body of an outlined 8, 4 and 1 is filled back to the solid glyph while the
+  8's and 4's counters stay empty (and to_mnist reads the outlined 8 and 4 like the solid ones); a solid 8 and the printed 0/6/8/9 of two fonts are left alone.
+- halftone glyphs: a lattice of dots is found with its spacing and merged back into a connected glyph close to
+  the clean rendering; specks around a solid digit are no lattice.
+- a picture drawn in one colour with the image in its alpha (a grid behind a 7) is read, not blank (load_image).
+Each test also checks the step's effect against `to_mnist(..., cleanup=False)`, so it fails if the step is
+taken out. Shapes are compared by IoU of their ink (pixels over 64) in MNIST style.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from parity.codes import cleanup
+from parity.codes.grayscale import load_image
+from parity.codes.normalize import _stroke_width, to_mnist
+from parity.codes.stress import _halftone, glyph
+
+
+def iou(a: np.ndarray, b: np.ndarray, level: int = 64) -> float:
+    a, b = a > level, b > level
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def erode(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(r):
+        inner = np.zeros_like(out)
+        inner[1:-1, 1:-1] = out[1:-1, 1:-1] & out[:-2, 1:-1] & out[2:, 1:-1] & out[1:-1, :-2] & out[1:-1, 2:]
+        out = inner
+    return out
+
+
+def solid(kind: str) -> np.ndarray:
+    """A bold digit as a bool mask (120 x 90): 8 = two thick rings, 4 = a thick polyline, 1 = a thick bar with a flag."""
+    canvas = Image.new("L", (90, 120), 0)
+    draw = ImageDraw.Draw(canvas)
+    if kind == "8":
+        draw.ellipse((22, 8, 68, 56), outline=255, width=15)
+        draw.ellipse((17, 50, 73, 112), outline=255, width=15)
+    elif kind == "4":
+        draw.line([(60, 110), (60, 10), (12, 78), (82, 78)], fill=255, width=16, joint="curve")
+    else:
+        draw.line([(30, 30), (50, 10), (50, 110)], fill=255, width=18, joint="curve")
+    return np.asarray(canvas) > 127
+
+
+def outline_of(mask: np.ndarray, ring: int = 3) -> np.ndarray:
+    return mask & ~erode(mask, ring)
+
+
+def picture(mask: np.ndarray, pad: int = 10) -> np.ndarray:
+    """Dark ink on light paper, uint8."""
+    return np.pad(np.where(mask, 30, 225).astype(np.uint8), pad, constant_values=225)
+
+
+@pytest.mark.parametrize("kind", ["8", "4", "1"])
+def test_an_outlined_glyph_gets_its_body_back_and_keeps_its_counters(kind):
+    body = solid(kind)
+    contour = outline_of(body)
+    filled = cleanup.fill_hollow(contour, _stroke_width(contour))
+    assert filled is not None
+    assert iou(filled, body, 0) > 0.9  # the solid glyph again (the contour's own rim included)
+    counters = erode(~body, 2)  # the counters of 8 and 4 (and the outside), safely away from the strokes
+    counters[:3] = counters[-3:] = False
+    counters[:, :3] = counters[:, -3:] = False
+    assert not (filled & counters).any()  # nothing of the counters (or the outside) was filled
+    if kind in "84":
+        assert counters[20:100, 20:70].sum() > 100  # there are counters in the glyph to keep
+    if kind == "1":
+        return  # (a hollow bar this narrow stays below the body-width bar in to_mnist's own width estimate)
+    trace = []
+    read = to_mnist(picture(contour), trace=trace)
+    assert trace == ["outline"]
+    reference = to_mnist(picture(body), cleanup=False)
+    assert iou(read, reference) > 0.75
+    assert iou(read, reference) > iou(to_mnist(picture(contour), cleanup=False), reference) + 0.2
+
+
+def test_a_solid_glyph_has_no_hollow_body():
+    body = solid("8")
+    assert cleanup.fill_hollow(body, _stroke_width(body)) is None
+    trace = []
+    assert np.array_equal(to_mnist(picture(body), trace=trace), to_mnist(picture(body), cleanup=False))
+    assert trace == []
+
+
+@pytest.mark.parametrize("font", ["pillow:aileron", "mpl:cmmi10.ttf", "pen"])
+@pytest.mark.parametrize("label", [0, 6, 8, 9])
+def test_real_counters_of_0_6_8_9_are_not_filled(font, label):
+    alpha = glyph(font, label, 90, np.random.default_rng(label))
+    image = np.pad(np.round(255 - 220 * alpha).astype(np.uint8), 12, constant_values=255)
+    trace = []
+    out = to_mnist(image, trace=trace)
+    assert trace == []
+    assert np.array_equal(out, to_mnist(image, cleanup=False))
+
+
+def halftone_digit(label: int, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the clean glyph, the same glyph as dots on a square lattice `period` px apart), uint8 dark on light."""
+    alpha = glyph("pillow:aileron", label, 80, np.random.default_rng(0), bold=0.04)
+    dots = _halftone(alpha, period, diagonal=False)
+    page = lambda a: np.pad(np.round(250 - 230 * a).astype(np.uint8), 10, constant_values=250)  # noqa: E731
+    return page(alpha), page(dots)
+
+
+def largest_share(digit: np.ndarray) -> float:
+    from scipy import ndimage
+
+    labels, n = ndimage.label(digit > 64, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())[1:]
+    return float(sizes.max() / sizes.sum())
+
+
+@pytest.mark.parametrize("label", [3, 5])
+def test_a_halftone_digit_becomes_one_connected_glyph(label):
+    clean, dots = halftone_digit(label, 7.0)
+    gray = 1 - load_image(dots)
+    from scipy import ndimage
+
+    labels, n = ndimage.label(gray > 0.5, structure=np.ones((3, 3)))
+    spacing = cleanup.lattice_period(labels, np.bincount(labels.ravel())[1:])
+    assert spacing is not None and abs(spacing - 7.0) < 1.0
+    trace = []
+    read = to_mnist(dots, trace=trace)
+    assert trace == ["halftone"]
+    assert largest_share(read) > 0.95  # one glyph, not a cloud of dots
+    before = to_mnist(dots, cleanup=False)  # the speck removal keeps a few dots of it
+    reference = to_mnist(clean)
+    assert iou(read, reference) > 0.6 and iou(read, reference) > iou(before, reference) + 0.1
+
+
+def test_specks_around_a_solid_digit_are_no_lattice():
+    rng = np.random.default_rng(3)
+    image = np.full((100, 100), 240, np.uint8)
+    image[20:80, 44:56] = 20  # a "1"
+    for y, x in rng.integers(0, 97, (40, 2)):
+        image[y : y + 3, x : x + 3] = 20
+    trace = []
+    to_mnist(image, trace=trace)
+    assert trace == []
+
+
+def test_a_one_colour_picture_in_its_alpha_is_not_blank():
+    """A dense grid and a 7 drawn in one ink colour on a transparent canvas, the grid covering most of it:
+    the median opaque colour is the ink, so compositing onto it made a blank image ("contrast 0.000")."""
+    h, w = 60, 50
+    yy, xx = np.mgrid[0:h, 0:w]
+    coverage = np.where((yy % 4 < 2) | (xx % 4 < 2), 0.6, 0.0)  # three quarters of the canvas
+    seven = np.zeros((h, w), bool)
+    seven[10:16, 10:40] = True
+    for y in range(16, 52):
+        x = 38 - (y - 16) * 0.5
+        seven[y, int(x) - 3 : int(x) + 3] = True
+    coverage[seven] = 1.0
+    rgba = np.dstack([np.full((h, w, 3), (20, 30, 140), np.uint8), np.round(coverage * 255).astype(np.uint8)])
+    gray = load_image(Image.fromarray(rgba, "RGBA"))
+    assert gray.max() - gray.min() > 0.5
+    assert gray[seven].mean() < 0.3 and gray[coverage == 0].mean() > 0.9  # dark ink on white
+    assert 0.3 < gray[~seven & (coverage > 0)].mean() < 0.8  # the grid in between

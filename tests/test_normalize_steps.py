@@ -5,6 +5,9 @@
 - halftone glyphs: a lattice of dots is found with its spacing and merged back into a connected glyph close to
   the clean rendering; specks around a solid digit are no lattice.
 - a picture drawn in one colour with the image in its alpha (a grid behind a 7) is read, not blank (load_image).
+- crossing lines: a straight line across the whole picture (0.4-0.6 of the stroke width, four angles, three fonts)
+  is cut out where it runs alone, the digit kept, and to_mnist reads much closer to the clean digit; the long
+  straight strokes of 1, 4 and 7 (three fonts, tight and loose crops) and a bar from border to border are no line.
 Each test also checks the step's effect against `to_mnist(..., cleanup=False)`, so it fails if the step is
 taken out. Shapes are compared by IoU of their ink (pixels over 64) in MNIST style.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from parity.codes import cleanup
 from parity.codes.grayscale import load_image
@@ -162,3 +166,64 @@ def test_a_one_colour_picture_in_its_alpha_is_not_blank():
     assert gray.max() - gray.min() > 0.5
     assert gray[seven].mean() < 0.3 and gray[coverage == 0].mean() > 0.9  # dark ink on white
     assert 0.3 < gray[~seven & (coverage > 0)].mean() < 0.8  # the grid in between
+
+
+def crossed(label: int, font: str, angle: float, width_share: float,
+            pad: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a glyph dark on light, the same with a straight line drawn across the whole picture through its middle,
+    the line's own mask), uint8; the line is `width_share` of the glyph's stroke width wide."""
+    alpha = glyph(font, label, 80, np.random.default_rng(label), bold=0.04 if font != "pen" else 0.0)
+    alpha = np.pad(alpha, pad)
+    h, w = alpha.shape
+    width = max(1, round(width_share * _stroke_width(alpha > 0.5)))
+    t, r = np.radians(angle), h + w
+    cy, cx = h * 0.45, w * 0.55
+    layer = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(layer).line([(cx - r * np.cos(t), cy - r * np.sin(t)), (cx + r * np.cos(t), cy + r * np.sin(t))],
+                               fill=255, width=width)
+    line = np.asarray(layer, dtype=np.float64) / 255
+    page = lambda a: np.round(245 - 225 * a).astype(np.uint8)  # noqa: E731
+    return page(alpha), page(np.maximum(alpha, line)), line > 0.5
+
+
+@pytest.mark.parametrize("label, font, angle, share", [(0, "pillow:aileron", 20, 0.5), (3, "mpl:cmmi10.ttf", 125, 0.4),
+                                                        (5, "pen", 70, 0.6), (6, "mpl:cmmi10.ttf", 40, 0.6)])
+def test_a_line_across_the_picture_is_cut_out_and_the_digit_kept(label, font, angle, share):
+    clean, lined, line = crossed(label, font, angle, share)
+    ink = 1 - load_image(lined) > 0.5
+    glyph_ink = 1 - load_image(clean) > 0.5
+    cut = cleanup.remove_crossing_lines(ink, ink)
+    assert cut is not None
+    alone = line & ~ndimage.binary_dilation(glyph_ink, iterations=3)  # the line where it runs away from the glyph
+    assert (cut & alone).sum() < 0.05 * alone.sum()  # the line is gone (but for a few pixels of its antialiased rim)
+    assert (cut & glyph_ink).sum() > 0.98 * glyph_ink.sum()  # the digit is kept
+    trace = []
+    read = to_mnist(lined, trace=trace)
+    assert "crossing_lines" in trace
+    reference = to_mnist(clean)
+    before = to_mnist(lined, cleanup=False)
+    assert iou(read, reference) > 0.6 and iou(read, reference) > iou(before, reference) + 0.25
+
+
+@pytest.mark.parametrize("font", ["pillow:aileron", "mpl:cmmi10.ttf", "pen"])
+@pytest.mark.parametrize("label", [1, 4, 7])
+@pytest.mark.parametrize("pad", [0, 1, 12])
+def test_long_straight_strokes_of_1_4_7_are_no_crossing_lines(font, label, pad):
+    alpha = glyph(font, label, 90, np.random.default_rng(label))
+    image = np.pad(np.round(255 - 220 * alpha).astype(np.uint8), pad, constant_values=255)
+    trace = []
+    out = to_mnist(image, trace=trace)
+    assert "crossing_lines" not in trace
+    if not trace:
+        assert np.array_equal(out, to_mnist(image, cleanup=False))
+
+
+@pytest.mark.parametrize("kind", ["1", "4"])
+def test_a_bar_from_border_to_border_is_the_glyph_not_a_line(kind):
+    body = solid(kind)
+    rows = np.flatnonzero(body.any(axis=1))
+    tight = body[rows[0] : rows[-1] + 1]  # the stem runs from the top border to the bottom one
+    assert cleanup.remove_crossing_lines(tight, tight) is None
+    trace = []
+    to_mnist(picture(tight, pad=0), trace=trace)
+    assert trace == []

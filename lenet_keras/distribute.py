@@ -275,31 +275,16 @@ class StepSync(keras.callbacks.Callback):
 
 
 class RealSampleMean(keras.metrics.Mean):
-    """The epoch's mean of a per-sample value over the real samples only: a sample counts when its weight
-    is positive (pads weigh 0), whatever that weight is. Total and count sum over the replicas."""
+    """The epoch's mean of `per_sample(y_true, y_pred)` over the real samples only: a sample counts when its
+    weight is positive (pads weigh 0), whatever that weight is. Total and count sum over the replicas."""
 
-    def per_sample(self, y_true, y_pred):
-        raise NotImplementedError
+    def __init__(self, per_sample: Callable, name: str, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.per_sample = per_sample
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         real = None if sample_weight is None else ops.cast(ops.greater(sample_weight, 0), self.dtype)
         return super().update_state(self.per_sample(y_true, y_pred), sample_weight=real)
-
-
-class SampleLoss(RealSampleMean):
-    def __init__(self, name=SAMPLE_LOSS, dtype=None):
-        super().__init__(name=name, dtype=dtype)
-
-    def per_sample(self, y_true, y_pred):
-        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
-
-
-class SampleAccuracy(RealSampleMean):
-    def __init__(self, name=SAMPLE_ACCURACY, dtype=None):
-        super().__init__(name=name, dtype=dtype)
-
-    def per_sample(self, y_true, y_pred):
-        return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
 
 
 class RealSamples(keras.metrics.Sum):
@@ -317,5 +302,6 @@ class RealSamples(keras.metrics.Sum):
 
 def real_sample_metrics() -> list[keras.metrics.Metric]:
     """`compile(weighted_metrics=...)` for a data-parallel run."""
-    return [SampleLoss(), SampleAccuracy(), RealSamples()]
+    return [RealSampleMean(keras.losses.sparse_categorical_crossentropy, SAMPLE_LOSS),
+            RealSampleMean(keras.metrics.sparse_categorical_accuracy, SAMPLE_ACCURACY), RealSamples()]
 

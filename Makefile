@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-stages parity clean
+.PHONY: train test test-slow data bench best best-validation best-test parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,16 +38,27 @@ bench-inference: $(INSTALLED)  ## reading speed end to end: predict.py, codes.py
 parity: data  ## float64 step-by-step training parity over one full epoch (runs/train_parity)
 	$(PY) scripts/train_parity.py --out runs/train_parity
 
-best: data  ## the "best" recipe in both frameworks, then MNIST and verification-code scores
+best: data  ## the "best" recipe in both frameworks, then their scores on the validation sets
 	$(PY) scripts/train.py --framework torch --recipe best --out runs/best-torch --overwrite
 	$(PY) scripts/train.py --framework keras --recipe best --out runs/best-keras --overwrite
-	$(PY) scripts/codes.py eval --model runs/best-torch/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/codes.json
-	$(PY) scripts/codes.py eval --model runs/best-keras/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/codes.json
+	$(MAKE) best-validation
 	$(PY) scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png
 
-best-stages:  ## scores of the best recipe's first stage (before the MNIST fine-tune), after `make best`
-	$(PY) scripts/codes.py eval --model runs/best-torch/pretrained/model.ckpt --n 1000 --unseen 1000 | tee runs/best-torch/pretrained/codes.json
-	$(PY) scripts/codes.py eval --model runs/best-keras/pretrained/model.keras --n 1000 --unseen 1000 | tee runs/best-keras/pretrained/codes.json
+# Validation sets, for every choice: codes of seed 21, the stress set's validation split (seed 31).
+# Test sets, scored once after every choice is made: codes of seed 77 (never used for anything else),
+# unseen-style digits, the stress set's test split (seed 53); MNIST's test set is in each run's metrics.json.
+VALIDATION_SETS := --n 500 --seed 21 --stress 1000 --stress-split validation
+TEST_SETS := --n 1000 --seed 77 --unseen 1000 --stress 1000 --stress-split test
+
+best-validation:  ## validation scores of runs/best-* and of their first stages (runs/best-*/pretrained)
+	for run in runs/best-torch runs/best-torch/pretrained runs/best-keras runs/best-keras/pretrained; do \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
+	  $(PY) scripts/codes.py eval --model $$model $(VALIDATION_SETS) --json $$run/validation.json || exit 1; done
+
+best-test:  ## the test sets, scored ONCE, after every choice was made on validation sets (runs/best-*/test.json)
+	for run in runs/best-torch runs/best-keras; do \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
+	  $(PY) scripts/codes.py eval --model $$model $(TEST_SETS) --json $$run/test.json || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -35,6 +35,7 @@ CODE_DIGITS = Number(int, low=0, high=100_000, why="each code is a 29 KB picture
 DEVICES = Number(int, low=1, high=1_024, why="more devices than any one machine here holds")
 NUM_NODES = Number(int, low=1, high=1_024, why="more machines than the launchers here were tried with")
 PRINTED_DIGITS = Number(int, low=0, high=1_000_000, why="each printed digit is drawn one by one and held in memory")
+STYLE_DIGITS = Number(int, low=0, high=1_000_000, why="each style digit is drawn one by one and held in memory")
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
 RECIPES: dict[str, dict] = {
@@ -48,11 +49,14 @@ RECIPES: dict[str, dict] = {
         "augment": True,
         "code_digits": 20_000,
         "printed_digits": 20_000,
+        "style_digits": 20_000,
         "val_split": 0,
-        # The mixed data cost MNIST a little (0.992); a short MNIST-only fine-tune wins it back.
+        # The mixed data cost MNIST a little (0.992); a short fine-tune on MNIST wins it back. It keeps the
+        # style digits: on MNIST alone it lost most of what they taught (README, "the stress set").
         "finetune_epochs": 5,
         "finetune_lr": 3e-4,
         "finetune_batch_size": 200,
+        "finetune_style_digits": 20_000,
     },
 }
 
@@ -84,13 +88,17 @@ class TrainConfig:
     code_digits: int = option(0, "mix in the digits of N generated training codes",
                               type=CODE_DIGITS, metavar="N")
     printed_digits: int = option(0, "mix in N digits printed in training fonts", type=PRINTED_DIGITS, metavar="N")
+    style_digits: int = option(0, "mix in N digits in the style stress classes (grids, crossing strokes, outlines, "
+                                  "halftone, ...), training fonts and settings only", type=STYLE_DIGITS, metavar="N")
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
-    finetune_epochs: int = option(0, "then fine-tune N more epochs on MNIST alone, fresh optimizer, cosine schedule; "
+    finetune_epochs: int = option(0, "then fine-tune N more epochs on MNIST (with the style digits below), fresh optimizer, cosine schedule; "
                                      "0: no fine-tune", type=FINETUNE_EPOCHS, metavar="N")
     finetune_lr: float = option(3e-4, "the fine-tune's starting learning rate", type=positive_float, metavar="LR")
     finetune_batch_size: int | None = option(None, "the fine-tune's batch size; unset: --batch-size", type=BATCH_SIZE, metavar="N")
+    finetune_style_digits: int = option(0, "the fine-tune's MNIST keeps the first N of the style digits (0: MNIST alone)",
+                                        type=STYLE_DIGITS, metavar="N")
     init_from: Path | None = option(None, "start from this model file's weights (.ckpt/.pt/.keras/.h5) instead of "
                                           "the seeded draw, e.g. to fine-tune it", metavar="MODEL")
     # Where and how.
@@ -163,11 +171,12 @@ def recipe_config(recipe: str = "seed", **overrides) -> TrainConfig:
 
 
 def finetune_config(config: TrainConfig, init_from: Path) -> TrainConfig:
-    """The fine-tuning stage of `config`: MNIST only, from the model in `init_from`, cosine from finetune_lr."""
+    """The fine-tuning stage of `config`: MNIST (and finetune_style_digits style digits), from the model in
+    `init_from`, cosine from finetune_lr."""
     return config.replace(
         epochs=config.finetune_epochs, lr=config.finetune_lr, lr_schedule="cosine",
-        batch_size=config.finetune_batch_size or config.batch_size,
-        code_digits=0, printed_digits=0, finetune_epochs=0, init_from=Path(init_from),
+        batch_size=config.finetune_batch_size or config.batch_size, code_digits=0, printed_digits=0,
+        style_digits=config.finetune_style_digits, finetune_style_digits=0, finetune_epochs=0, init_from=Path(init_from),
     )
 
 

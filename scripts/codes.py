@@ -49,7 +49,7 @@ cli.single_threaded_numpy()  # before NumPy loads OpenBLAS: the reader processes
 
 import numpy as np  # noqa: E402
 
-from parity.files import strict_json  # noqa: E402
+from parity.files import strict_json, write_json  # noqa: E402
 from parity.frameworks.predictor import FRAMEWORKS, MODEL_SUFFIXES, framework_mismatch, model_kind  # noqa: E402
 
 BATCH_SIZE = 256  # digits per model call
@@ -85,6 +85,7 @@ def parse_args(argv=None):
     evaluate.add_argument("--stress-split", choices=STRESS_SPLITS, help="the stress set's split (default validation; "
                           "score test once, after every choice is made)")
     evaluate.add_argument("--stress-seed", type=cli.non_negative_int, help="default: the split's own seed")
+    evaluate.add_argument("--json", type=Path, metavar="FILE", help="also write the scores to FILE (atomically)")
 
     stress = commands.add_parser("stress", help="write a seeded style stress set (PNG) and its labels.csv")
     stress.add_argument("--n", type=cli.positive_int, default=130)
@@ -111,6 +112,11 @@ def parse_args(argv=None):
         for flag, value in (("--stress-split", args.stress_split), ("--stress-seed", args.stress_seed)):
             if value is not None:
                 parser.error(f"{flag} needs --stress N (how many stress digits to score)")
+    if getattr(args, "json", None) is not None:
+        if args.json.is_dir():
+            parser.error(f"--json {args.json} is a folder; give a file name")
+        if reason := cli.unwritable_reason(args.json):
+            parser.error(f"--json {args.json}: cannot write there: {reason}")
     for path in getattr(args, "images", []):
         if not path.exists():
             parser.error(f"{path}: no such file")
@@ -333,6 +339,8 @@ def main(argv=None) -> int:
             cmd_solve(args)
         else:
             result = {"generate": cmd_generate, "stress": cmd_stress, "eval": cmd_eval, "picture": cmd_picture}[args.command](args)
+            if getattr(args, "json", None) is not None:
+                write_json(args.json, result)
             print(json.dumps(strict_json(result), allow_nan=False))
     except (WorkerDied, WorkerFailed) as error:  # e.g. a reader killed by the system for memory
         cli.fail(f"{args.command}: {error}")

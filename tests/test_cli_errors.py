@@ -81,6 +81,7 @@ TRAIN_FLAGS = [
     (["--code-digits", "1000000000"], "argument --code-digits"),
     (["--printed-digits", "inf"], "argument --printed-digits"),
     (["--printed-digits", "1000000000"], "argument --printed-digits"),
+    (["--style-digits", "-5"], "argument --style-digits"),
     (["--optimizer", "rmsprop"], "invalid choice"),
     (["--precision", "float16"], "invalid choice"),
     (["--accelerator", "tpu"], "invalid choice"),

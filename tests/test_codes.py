@@ -243,6 +243,33 @@ def test_printed_digits_are_cached(tmp_path: Path) -> None:
     assert np.array_equal(again, images[::-1]) and np.array_equal(labels_again, labels[::-1])
 
 
+def test_style_digits_are_the_train_split_normalised_and_cached(tmp_path: Path) -> None:
+    from parity.codes.normalize import to_mnist
+    from parity.codes.stress import TRAIN, stress_digit
+
+    images, labels = training.style_digits(26, seed=5, cache_dir=tmp_path)
+    (cached,) = tmp_path.iterdir()
+    assert cached.name.startswith("style-digits-n26-seed5-") and cached.suffix == ".npz"
+    assert images.dtype == np.uint8 and images.shape[1:] == (28, 28) and labels.dtype == np.int64 and 24 <= len(images) <= 26
+    expected = []
+    for i in range(26):  # the train split's digits in order, minus the ones the normaliser refuses
+        digit = stress_digit(TRAIN, 5, i)
+        try:
+            expected.append((to_mnist(digit.image), digit.label))
+        except ValueError:
+            continue
+    assert np.array_equal(images, np.stack([e[0] for e in expected])) and labels.tolist() == [e[1] for e in expected]
+    one_worker = training.make_style_digits(26, seed=5, workers=1)  # the same bytes on any number of cores
+    assert np.array_equal(one_worker[0], images) and np.array_equal(one_worker[1], labels)
+    assert not np.array_equal(training.make_style_digits(26, seed=6, workers=2)[0][:5], images[:5])
+
+
+def test_caches_are_keyed_by_the_normaliser_source() -> None:
+    tag = training.source_tag(*training.NORMALISER)
+    assert len(tag) == 10 and tag != training.source_tag(*training.NORMALISER[:2])
+    assert training.source_tag(*training.NORMALISER, "parity.codes.stress") != tag
+
+
 def test_training_digits_are_true_box_then_segmented_crops(tmp_path: Path) -> None:
     images, labels = training.training_digits(3, seed=codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
     codeset = codes.load_or_generate(3, codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
@@ -250,6 +277,6 @@ def test_training_digits_are_true_box_then_segmented_crops(tmp_path: Path) -> No
     cut_crops, cut_labels = segmented_crops(codeset)
     assert np.array_equal(images, np.concatenate([true_crops, cut_crops]))
     assert np.array_equal(labels, np.concatenate([true_labels, cut_labels]))
-    assert sorted(f.name for f in tmp_path.iterdir()) == [codes.cache_name(3, 1000), f"train-digits-{codes.cache_name(3, 1000)}"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [codes.cache_name(3, 1000), f"train-digits-{training.source_tag(*training.NORMALISER)}-{codes.cache_name(3, 1000)}"]
     again, labels_again = training.training_digits(3, seed=codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
     assert np.array_equal(again, images) and np.array_equal(labels_again, labels)

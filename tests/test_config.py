@@ -33,15 +33,15 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
     argv = [
         "--framework", "keras", "--recipe", "best", "--epochs", "3", "--batch-size", "64", "--lr", "0.02",
         "--optimizer", "sgd", "--seed", "7", "--val-split", "100", "--limit-train", "900", "--no-augment",
-        "--code-digits", "11", "--printed-digits", "12", "--lr-schedule", "constant", "--finetune-epochs", "2",
-        "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--init-from", str(model), "--precision", "float64",
+        "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--lr-schedule", "constant", "--finetune-epochs", "2",
+        "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--finetune-style-digits", "14", "--init-from", str(model), "--precision", "float64",
         "--compile", "--accelerator", "cpu", "--devices", "2", "--num-nodes", "2", "--strategy", "ddp",
         "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--record-steps",
     ]
     config = TrainConfig(
         framework="keras", recipe="best", epochs=3, batch_size=64, lr=0.02, optimizer="sgd", seed=7, val_split=100,
-        limit_train=900, augment=False, code_digits=11, printed_digits=12, lr_schedule="constant", finetune_epochs=2,
-        finetune_lr=0.005, finetune_batch_size=32, init_from=model, precision="float64", compile=True,
+        limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, lr_schedule="constant", finetune_epochs=2,
+        finetune_lr=0.005, finetune_batch_size=32, finetune_style_digits=14, init_from=model, precision="float64", compile=True,
         accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", data_dir=tmp_path, out=tmp_path / "run",
         progress=False, record_steps=True,
     )
@@ -113,15 +113,17 @@ def test_unknown_recipe_is_refused():
         recipe_config("fastest")
 
 
-@pytest.mark.parametrize("finetune_batch_size, batch_size", [(None, 64), (32, 32)])
-def test_finetune_stage_is_mnist_only_from_the_given_model(finetune_batch_size, batch_size):
+@pytest.mark.parametrize("finetune_batch_size, batch_size, finetune_style", [(None, 64, 0), (32, 32, 7)])
+def test_finetune_stage_is_mnist_and_its_style_digits_from_the_given_model(finetune_batch_size, batch_size, finetune_style):
     config = TrainConfig(
         framework="keras", epochs=9, batch_size=64, lr=0.01, seed=4, augment=True, code_digits=10, printed_digits=20,
-        finetune_epochs=3, finetune_lr=2e-4, finetune_batch_size=finetune_batch_size, out=Path("runs/x"),
+        style_digits=30, finetune_epochs=3, finetune_lr=2e-4, finetune_batch_size=finetune_batch_size,
+        finetune_style_digits=finetune_style, out=Path("runs/x"),
     )
     stage = finetune_config(config, "runs/x/pretrained/model.keras")
     assert (stage.epochs, stage.lr, stage.lr_schedule, stage.batch_size) == (3, 2e-4, "cosine", batch_size)
-    assert stage.code_digits == stage.printed_digits == stage.finetune_epochs == 0  # MNIST alone, and no third stage
+    assert stage.code_digits == stage.printed_digits == stage.finetune_epochs == 0  # no codes, and no third stage
+    assert (stage.style_digits, stage.finetune_style_digits) == (finetune_style, 0)
     assert stage.init_from == Path("runs/x/pretrained/model.keras")
     assert (stage.framework, stage.seed, stage.augment, stage.out) == ("keras", 4, True, Path("runs/x"))
 

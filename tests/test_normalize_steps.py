@@ -8,6 +8,12 @@
 - crossing lines: a straight line across the whole picture (0.4-0.6 of the stroke width, four angles, three fonts)
   is cut out where it runs alone, the digit kept, and to_mnist reads much closer to the clean digit; the long
   straight strokes of 1, 4 and 7 (three fonts, tight and loose crops) and a bar from border to border are no line.
+- grid backgrounds: a lattice of thin lines behind the digit (square and diamond, 0-45 degrees, lighter than or
+  as dark as the ink, three fonts) is opened away and to_mnist reads much closer to the clean digit.
+- crossing curves: a sine curve across the whole picture, 0.5 of the stroke width, is cut out where it runs alone
+  and the digit kept (three fonts).
+- plain digits of four fonts, cropped tight (0, 1, 3 px) and loose (12 px), have neither a grid nor crossing curves:
+  the output is the same to the bit as without the clean-up steps.
 Each test also checks the step's effect against `to_mnist(..., cleanup=False)`, so it fails if the step is
 taken out. Shapes are compared by IoU of their ink (pixels over 64) in MNIST style.
 """
@@ -22,7 +28,7 @@ from scipy import ndimage
 from parity.codes import cleanup
 from parity.codes.grayscale import load_image
 from parity.codes.normalize import _stroke_width, to_mnist
-from parity.codes.stress import _halftone, glyph
+from parity.codes.stress import _grid_pattern, _halftone, _lines_layer, glyph
 
 
 def iou(a: np.ndarray, b: np.ndarray, level: int = 64) -> float:
@@ -227,3 +233,77 @@ def test_a_bar_from_border_to_border_is_the_glyph_not_a_line(kind):
     trace = []
     to_mnist(picture(tight, pad=0), trace=trace)
     assert trace == []
+
+
+def gridded(label: int, font: str, period: float, angle: float, strength: float,
+            diamond: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(a glyph dark on light, the same on a lattice of lines 2 px wide, `period` px apart, `strength` of the ink's
+    darkness, behind it), uint8."""
+    alpha = np.pad(glyph(font, label, 80, np.random.default_rng(label), bold=0.04 if font != "pen" else 0.0), 20)
+    h, w = alpha.shape
+    lattice = _grid_pattern(np.random.default_rng(1), h, w, period, angle, 2, diamond)
+    page = lambda a: np.round(245 - 225 * a).astype(np.uint8)  # noqa: E731
+    return page(alpha), page(np.maximum(alpha, strength * lattice))
+
+
+@pytest.mark.parametrize("label, font, period, angle, strength, diamond",
+                         [(2, "pillow:aileron", 10, 0, 0.5, False), (5, "pen", 14, 20, 0.9, True),
+                          (7, "mpl:cmmi10.ttf", 12, 45, 0.7, False), (3, "pillow:aileron", 9, 10, 0.9, False),
+                          (4, "pen", 16, 35, 0.5, True)])
+def test_a_grid_behind_the_digit_is_opened_away(label, font, period, angle, strength, diamond):
+    clean, lattice = gridded(label, font, period, angle, strength, diamond)
+    gray = np.clip((245 - lattice.astype(np.float32)) / 225, 0, 1)  # ink bright, paper 0, max 1, as _clean has it
+    cleaned = cleanup.remove_grid(gray)
+    assert cleaned is not None
+    lines = (gray > 0.3) & ~ndimage.binary_dilation(clean < 240, iterations=2)
+    left, _ = ndimage.label((cleaned > cleanup.GRID_LEVEL) & lines, structure=np.ones((3, 3)))
+    assert np.bincount(left.ravel())[1:].max(initial=0) <= 40  # where they run alone, specks of the crossings at most
+    trace = []
+    read = to_mnist(lattice, trace=trace)
+    assert "grid" in trace
+    reference = to_mnist(clean)
+    before = to_mnist(lattice, cleanup=False)
+    assert iou(read, reference) > 0.7 and iou(read, reference) > iou(before, reference) + 0.25
+
+
+def curved(label: int, font: str, share: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a glyph dark on light, the same with a sine curve across the whole picture `share` of the stroke width
+    wide, the curve's own mask), uint8."""
+    alpha = np.pad(glyph(font, label, 80, np.random.default_rng(label), bold=0.04 if font != "pen" else 0.0), 30)
+    h, w = alpha.shape
+    width = max(1, round(share * _stroke_width(alpha > 0.5)))
+    x = np.linspace(-2, w + 2, 60)
+    y = h * 0.5 + h * 0.2 * np.sin(2 * np.pi * x / (1.2 * w) + np.random.default_rng(seed).uniform(0, 2 * np.pi))
+    curve = _lines_layer((w, h), [list(zip(x, y))], width)
+    page = lambda a: np.round(245 - 225 * a).astype(np.uint8)  # noqa: E731
+    return page(alpha), page(np.maximum(alpha, curve)), curve > 0.5
+
+
+@pytest.mark.parametrize("label, font, seed", [(3, "mpl:cmmi10.ttf", 2), (5, "pillow:aileron", 4), (4, "pen", 5)])
+def test_a_thin_curve_across_the_picture_is_cut_out_and_the_digit_kept(label, font, seed):
+    clean, drawn, curve = curved(label, font, 0.5, seed)
+    ink = 1 - load_image(drawn) > 0.5
+    glyph_ink = 1 - load_image(clean) > 0.5
+    cut = cleanup.remove_crossing_curves(ink)
+    assert cut is not None
+    alone = curve & ~ndimage.binary_dilation(glyph_ink, iterations=3)  # the curve where it runs away from the glyph
+    assert (cut & alone).sum() < 0.2 * alone.sum()  # most of it is gone (what is left lies between strokes)
+    assert (cut & glyph_ink).sum() > 0.97 * glyph_ink.sum()  # the digit is kept
+    trace = []
+    read = to_mnist(drawn, trace=trace)
+    assert "crossing_curves" in trace
+    reference = to_mnist(clean)
+    before = to_mnist(drawn, cleanup=False)
+    assert iou(read, reference) > 0.6 and iou(read, reference) > iou(before, reference) + 0.25
+
+
+@pytest.mark.parametrize("font", ["pillow:aileron", "mpl:cmmi10.ttf", "pen", "pillow:bitmap"])
+@pytest.mark.parametrize("pad", [0, 1, 3, 12])
+def test_plain_digits_have_no_grid_and_no_crossing_curves(font, pad):
+    for label in range(10):
+        alpha = glyph(font, label, 90, np.random.default_rng(label))
+        image = np.pad(np.round(255 - 220 * alpha).astype(np.uint8), pad, constant_values=255)
+        trace = []
+        out = to_mnist(image, trace=trace)
+        assert trace == [], (label, trace)
+        assert np.array_equal(out, to_mnist(image, cleanup=False))

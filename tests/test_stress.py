@@ -44,7 +44,7 @@ def fingerprint(digits) -> str:
     return h.hexdigest()
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def sample(split: str) -> dict[str, list[tuple[stress.StressDigit, np.ndarray]]]:
     """PER_CLASS digits of each class of the split's default set, each with its gray image."""
     by_class = {c: [] for c in CLASSES}
@@ -57,11 +57,11 @@ def border(g: np.ndarray) -> np.ndarray:
     return np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
 
 
-def ink(g: np.ndarray) -> np.ndarray:
-    """Pixels at least halfway from the background (the border's median) to the extreme farthest from it."""
+def ink(g: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """Pixels at least `share` of the way from the background (the border's median) to the extreme farthest from it."""
     bg = float(np.median(border(g)))
     far = g.min() if bg - g.min() >= g.max() - bg else g.max()
-    return np.abs(g - bg) > 0.5 * abs(far - bg)
+    return np.abs(g - bg) > share * abs(far - bg)
 
 
 def dips(line: np.ndarray) -> list[float]:
@@ -105,19 +105,28 @@ def test_same_seed_byte_identical_in_any_process_other_seed_or_split_differs(rep
     assert fingerprint(stress.stress_set(13, "validation", 5)) == fingerprint(stress.stress_set(26, "validation", 5)[:13])
 
 
-def test_validation_and_test_disjoint_in_seeds_fonts_and_settings():
-    assert stress.DEFAULT_SEEDS["validation"] != stress.DEFAULT_SEEDS["test"]
-    assert stress.SALT["validation"] != stress.SALT["test"]  # never one stream, even for one seed
-    assert not set(stress.FONTS["validation"]) & set(stress.FONTS["test"])
-    families = {split: {stress.FAMILIES[f] for f in stress.FONTS[split]} for split in stress.SPLITS}
-    assert not families["validation"] & families["test"]
+@pytest.mark.parametrize("one, other", [("validation", "test"), (stress.TRAIN, "validation"), (stress.TRAIN, "test")])
+def test_train_validation_and_test_disjoint_in_seeds_fonts_and_settings(one, other):
+    assert stress.DEFAULT_SEEDS[one] != stress.DEFAULT_SEEDS[other]
+    assert stress.SALT[one] != stress.SALT[other]  # never one stream, even for one seed
+    assert not set(stress.FONTS[one]) & set(stress.FONTS[other])
+    families = {split: {stress.FAMILIES[f] for f in stress.FONTS[split]} for split in (one, other)}
+    assert not families[one] & families[other]
     for cls in CLASSES:
-        val, test = stress.SETTINGS["validation"][cls], stress.SETTINGS["test"][cls]
-        assert set(val) == set(test)
+        a, b = stress.SETTINGS[one][cls], stress.SETTINGS[other][cls]
+        assert set(a) == set(b)
         if cls != "fonts":  # the fonts class is set apart by the fonts alone
-            assert any(not set(val[key]) & set(test[key]) for key in val), cls
-    for split in stress.SPLITS:
+            assert any(not set(a[key]) & set(b[key]) for key in a), cls
+    for split in (one, other):
         assert {d.font for d in stress.stress_set(130, split)} <= set(stress.FONTS[split])
+
+
+def test_train_split_draws_every_training_family_and_they_are_installed():
+    assert set(stress.FONT_FAMILIES[stress.TRAIN]) == set(stress.TRAINING_FAMILIES) and len(stress.TRAINING_FAMILIES) >= 9
+    for spec in stress.FONTS[stress.TRAIN]:  # each one loads and draws every digit (the install brings the packages)
+        assert all(stress.glyph(spec, label, 30, np.random.default_rng(0)).shape[0] >= 20 for label in range(10)), spec
+    drawn_families = {stress.FAMILIES[d.font] for d in stress.stress_set(400, stress.TRAIN)}
+    assert drawn_families == set(stress.TRAINING_FAMILIES)
 
 
 def test_no_training_font_family_and_no_unseen_test_family_in_validation():
@@ -159,9 +168,12 @@ def test_cli_writes_n_images_with_labels(repo_root, tmp_path):
         assert done.returncode != 0 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_eval_json_has_every_class(repo_root, trained_model):
-    done = run(repo_root, "eval", "--model", trained_model.ckpt, "--n", 2, "--stress", 39, "--workers", 1)
+def test_eval_json_has_every_class(repo_root, trained_model, tmp_path):
+    done = run(repo_root, "eval", "--model", trained_model.ckpt, "--n", 2, "--stress", 39, "--workers", 1,
+               "--json", tmp_path / "scores.json")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "scores.json").read_text()) == json.loads(done.stdout)  # --json: the same scores
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.json"]  # no temporary file left
     part = json.loads(done.stdout)["stress"]
     assert (part["split"], part["seed"], part["n"]) == ("validation", stress.DEFAULT_SEEDS["validation"], 39)
     assert set(part["classes"]) == set(CLASSES)
@@ -171,10 +183,13 @@ def test_eval_json_has_every_class(repo_root, trained_model):
     assert part["overall"] == pytest.approx(mean) and part["overall"] > 0.3  # a trained model reads many
     done = run(repo_root, "eval", "--model", trained_model.ckpt, "--n", 2, "--stress-split", "test")
     assert done.returncode == 2 and "--stress-split needs --stress" in done.stderr
+    for where, says in ((tmp_path, "is a folder"), (tmp_path / "nowhere" / "s.json", "does not exist")):
+        done = run(repo_root, "eval", "--model", trained_model.ckpt, "--n", 2, "--json", where)
+        assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 # ------------------------------------------------------------------------------- each class draws what it says
-@pytest.fixture(scope="module", params=stress.SPLITS)
+@pytest.fixture(scope="module", params=(stress.TRAIN,) + stress.SPLITS)
 def drawn(request):
     return sample(request.param), request.param
 
@@ -243,7 +258,7 @@ def test_halftone_glyphs_are_made_of_dots(drawn):
 def test_neighbour_fragments_touch_the_sides_they_name(drawn):
     by_class, _ = drawn
     for d, g in by_class["neighbour_fragments"]:
-        mask = ink(g)
+        mask = ink(g, 0.3)  # a thin font's sliver of a fragment is faint
         assert mask[:, 0].any() == (d.params["sides"] in ("left", "both")), d.params
         assert mask[:, -1].any() == (d.params["sides"] in ("right", "both")), d.params
 

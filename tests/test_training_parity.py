@@ -55,8 +55,8 @@ def test_float64_training_agrees_over_a_full_epoch(repo_root, tmp_path):
 
 
 def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root, tmp_path):
-    """Augmentation, the cosine schedule, the mixed-in code and printed digits, then the MNIST-only
-    fine-tune from the saved first-stage model: float64 step losses agree in both stages, so every
+    """Augmentation, the cosine schedule, the mixed-in code, printed and style digits, then the fine-tune on
+    MNIST and style digits from the saved first-stage model: float64 step losses agree in both stages, so every
     epoch's augmented images and order, and the hand-over between stages, are the same in both
     frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch). Lightning
     on 2 devices (DDP) takes the same steps too, in both stages."""
@@ -65,7 +65,8 @@ def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root,
         out = tmp_path / name
         done = subprocess.run(
             [sys.executable, "scripts/train.py", "--framework", framework, "--recipe", "best", "--epochs", "2",
-             "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--finetune-epochs", "1",
+             "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--style-digits", "60",
+             "--finetune-style-digits", "30", "--finetune-epochs", "1",
              "--precision", "float64", "--record-steps", "--no-progress", "--devices", devices, "--out", str(out)],
             cwd=repo_root, capture_output=True, text=True, timeout=600,
         )
@@ -74,8 +75,10 @@ def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root,
         final = json.loads((out / "metrics.json").read_text())
         assert final["config"]["init_from"] == str(out / "pretrained" / MODEL_FILE[framework])
         assert final["config"]["code_digits"] == 0 and final["config"]["lr"] == 3e-4
+        assert (first["config"]["style_digits"], final["config"]["style_digits"]) == (60, 30)
         losses[name] = (np.array(first["step_losses"]), np.array(final["step_losses"]))
-    for stage, steps in ((0, 2 * 13), (1, 5)):  # 1000 MNIST + ~200 code + 100 printed digits at 100; 1000 MNIST at 200
+    # 1000 MNIST + ~200 code + 100 printed + ~60 style digits at 100; 1000 MNIST + ~30 style digits at 200
+    for stage, steps in ((0, 2 * 14), (1, 6)):
         torch_losses, keras_losses, ddp_losses = losses["torch"][stage], losses["keras"][stage], losses["torch DDP"][stage]
         assert len(torch_losses) == len(keras_losses) == len(ddp_losses) == steps
         assert np.max(np.abs(torch_losses - keras_losses) / keras_losses) <= 1e-10

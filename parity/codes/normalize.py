@@ -15,9 +15,10 @@ lines and dots, at any size and in any image mode. `to_mnist` bridges the two:
    them; the threshold is set on what remains (captcha noise is often darker than the digit), and
    connected components that are specks, or neighbour fragments at the crop edge, are dropped.
    Style steps (parity.codes.cleanup; to_mnist's `cleanup`, not used for segmenting whole codes), each
-   only when its test triggers: halftone dots on a lattice averaged into strokes, hollow (outline)
-   glyphs' bodies filled, straight lines crossing the whole picture (no wider than the strokes) cut out
-   where they run alone.
+   only when its test triggers: a lattice of thin grid lines opened away before the threshold, halftone
+   dots on a lattice averaged into strokes, hollow (outline) glyphs' bodies filled, straight lines crossing
+   the whole picture (no wider than the strokes) cut out where they run alone, thin curves entering at the
+   border cut out.
 6. Crop to the ink, fit into 20x20 (Lanczos, like MNIST's antialiasing), centre the mass at (14, 14).
 
 Speed: a small digit takes about 1 ms, most of it in a few dozen NumPy calls on a few thousand pixels, so
@@ -191,8 +192,9 @@ def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 
     """`ink_map` of what `load_image` gave (float32 gray in [0, 1]), without reading it again: load_image
     gives such an array back unchanged, so callers that hold one skip a copy and a scan.
 
-    `cleanup` (with `denoise`) adds the style steps of parity.codes.cleanup for one digit: halftone dots
-    closed into strokes, hollow (outline) glyphs filled, crossing lines cut out. Each runs only where its test
+    `cleanup` (with `denoise`) adds the style steps of parity.codes.cleanup for one digit: grid lines opened
+    away, halftone dots closed into strokes, hollow (outline) glyphs filled, crossing lines and thin crossing
+    curves cut out. Each runs only where its test
     triggers and appends its name to `trace` when it does; without a trigger the output is the same to the bit."""
     g = np.ascontiguousarray(g)  # what load_image gives a view (a crop, a channel) as: sums run in the same order
     h, w = g.shape
@@ -223,6 +225,9 @@ def gray_ink_map(g: np.ndarray, *, denoise: bool = True, keep_fraction: float = 
 def _clean(g: np.ndarray, scale: float, denoise: bool, keep_fraction: float, edge_fraction: float,
            cleanup: bool, trace: list[str] | None) -> tuple[np.ndarray, float]:
     """The ink of g (ink bright, max 1, background removed): threshold, denoise, the cleanup steps."""
+    if denoise and cleanup and (clean := cleanup_steps.remove_grid(g)) is not None:
+        _note(trace, "grid")  # a lattice of thin lines across the picture: opened away before the threshold
+        g = clean
     threshold = _otsu(g)
     mask = g > threshold
 
@@ -251,6 +256,9 @@ def _clean(g: np.ndarray, scale: float, denoise: bool, keep_fraction: float, edg
         mask = opened > threshold
         if cleanup and (cut := cleanup_steps.remove_crossing_lines(mask, g > threshold)) is not None:
             _note(trace, "crossing_lines")  # straight lines across the picture, no wider than the strokes: cut out
+            mask = cut
+        if cleanup and (cut := cleanup_steps.remove_crossing_curves(mask)) is not None:
+            _note(trace, "crossing_curves")  # thin curves entering at the border: cut out
             mask = cut
         width = _stroke_width(mask)
         labels, n_components = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)  # 1..n, 0 off the mask

@@ -1,4 +1,5 @@
-"""A style stress set: single digits in named classes of difficulty, with a validation and a test split.
+"""A style stress set: single digits in named classes of difficulty, with a validation and a test split,
+and a third split, TRAIN, that the `best` recipe learns from (parity.codes.training.style_digits).
 
 Each image is one plain digit with one difficulty (its class) added: `grid` (line lattices behind it),
 `crossing_lines`, `crossing_curves`, `dots` (ink specks around it, paper specks in it), `blur`, `tiny` (ink
@@ -7,11 +8,13 @@ dots), `neighbour_fragments` (parts of neighbouring digits at the left/right edg
 `low_contrast`, `inverted` (light on dark) and `fonts` (nothing added). Class i % 13 for image i; canvases
 28-120 px (`tiny`'s small canvases less); modes L, RGB, RGBA (dark ink: half of them on a transparent canvas),
 P and I;16, one in five each. NumPy and Pillow only. Image i of (split, seed) draws from its own stream
-`default_rng([SALT[split], seed, i])`: byte-identical in any process, prefix-stable, and the two splits never
-share a stream, even for the same seed (defaults: validation 31, test 53; codes use 7 and 1000+).
+`default_rng([SALT[split], seed, i])`: byte-identical in any process, prefix-stable, and no two splits ever
+share a stream, even for the same seed (defaults: train 1000, validation 31, test 53; codes use 7 and 1000+).
 
-Fonts (FONT_FAMILIES: split -> typeface family -> fonts). Training uses STIX (printed digits, fonts.py) and
-captcha's Droid Sans Mono (codes): neither split uses them. The unseen-style test set (fonts.py) uses
+Fonts (FONT_FAMILIES: split -> typeface family -> fonts). Training uses STIX (printed digits, fonts.py),
+captcha's Droid Sans Mono (codes) and, in the TRAIN split, seven families from PyPI font packages that the
+project installs (Source Sans / Serif Pro, Caladea, Fredoka One, Hanken Grotesk, Amatic SC, Intuitive):
+neither scored split uses any of them. The unseen-style test set (fonts.py) uses
 DejaVu Sans / Serif / Sans Mono and Computer Modern cmr10 / cmss10 / cmtt10: those families are the stress
 TEST split's too (with cuts it lacks: DejaVu Sans Mono Bold Oblique, cmb10, cmti10 of CM Roman), so one
 group of families is held out for testing and nothing tuned on validation saw it. VALIDATION gets the
@@ -20,9 +23,10 @@ Math Italic (cmmi10: old-style figures; a separate design in Knuth's CM collecti
 CM Roman/Sans/Typewriter also belong to) and a pen font drawn here (jittered polylines). So validation is
 narrower in fonts than test: a validation score does not promise the test score.
 
-Generator settings (SETTINGS_PAIRS, side by side): in every class the settings that define it take disjoint
-values in the two splits (e.g. grid periods and angles, Gaussian vs box blur, square vs diagonal halftone
-lattices, sine vs arc curves). Shared: canvas sizes, margins, the plain classes' colours, image modes.
+Generator settings (SETTINGS_SIDE_BY_SIDE): in every class the settings that define it take disjoint values
+in the three splits (e.g. grid periods and angles; resampling vs Gaussian vs box blur; hexagonal vs square vs
+diagonal halftone lattices; Bezier vs sine vs arc curves). Shared: canvas sizes, margins, the plain classes'
+colours, image modes.
 """
 
 from __future__ import annotations
@@ -30,21 +34,33 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from parity.codes.fonts import font_paths
+from parity.codes.fonts import PRINTED_TRAIN_FONTS, font_paths
 from parity.codes.grayscale import LUMA
 from parity.codes.normalize import _stroke_width as stroke_width  # the normaliser's own estimate (2 * area / boundary)
 
 CLASSES = ("grid", "crossing_lines", "crossing_curves", "dots", "blur", "tiny", "outline", "halftone",
            "neighbour_fragments", "rotation_shear", "low_contrast", "inverted", "fonts")
-SPLITS = ("validation", "test")
-DEFAULT_SEEDS = {"validation": 31, "test": 53}
-SALT = {"validation": 0x5A11D, "test": 0x7E57}
+SPLITS = ("validation", "test")  # the scored splits
+TRAIN = "train"  # the split the `best` recipe trains on (parity.codes.training.style_digits), never scored
+DEFAULT_SEEDS = {TRAIN: 1_000, "validation": 31, "test": 53}  # TRAIN: parity.codes.generate.TRAIN_SEED_BASE
+SALT = {TRAIN: 0x7EA1, "validation": 0x5A11D, "test": 0x7E57}
 MODES = ("L", "RGB", "RGBA", "P", "I;16")
-FONT_FAMILIES = {  # split -> typeface family -> its fonts ("mpl:" matplotlib's, "pillow:" Pillow's, "pen" drawn here)
+_SOURCE_SANS = tuple(f"pkg:font_source_sans_pro/SourceSansPro-{cut}.ttf" for cut in ("Regular", "Bold", "It", "Light", "Black"))
+_SOURCE_SERIF = tuple(f"pkg:font_source_serif_pro/SourceSerifPro-{cut}.ttf" for cut in ("Regular", "Bold", "It", "Light", "Black"))
+FONT_FAMILIES = {  # split -> typeface family -> its fonts ("mpl:" matplotlib's, "pillow:" Pillow's, "pen" drawn here,
+    # "captcha:" captcha's, "pkg:<package>/<file>" a font package from PyPI that the project installs)
+    TRAIN: {"STIX": tuple(f"mpl:{name}" for name in PRINTED_TRAIN_FONTS), "Droid Sans Mono": ("captcha:DroidSansMono.ttf",),
+            "Source Sans Pro": _SOURCE_SANS, "Source Serif Pro": _SOURCE_SERIF,
+            "Caladea": tuple(f"pkg:font_caladea/Caladea-{cut}.ttf" for cut in ("Regular", "Bold", "Italic", "BoldItalic")),
+            "Fredoka One": ("pkg:font_fredoka_one/FredokaOne-Regular.ttf",),
+            "Hanken Grotesk": tuple(f"pkg:font_hanken_grotesk/HankenGrotesk-{cut}.otf" for cut in ("Regular", "Bold", "Light", "Italic")),
+            "Amatic SC": ("pkg:font_amatic_sc/AmaticSC-Regular.ttf", "pkg:font_amatic_sc/AmaticSC-Bold.ttf"),
+            "Intuitive": ("pkg:font_intuitive/Intuitive.ttf",)},
     "validation": {"Aileron": ("pillow:aileron",), "Pillow bitmap": ("pillow:bitmap",),
                    "CM Math Italic": ("mpl:cmmi10.ttf",), "pen": ("pen",)},
     "test": {"DejaVu Sans": ("mpl:DejaVuSans.ttf", "mpl:DejaVuSans-Bold.ttf", "mpl:DejaVuSans-Oblique.ttf"),
@@ -55,28 +71,42 @@ FONT_FAMILIES = {  # split -> typeface family -> its fonts ("mpl:" matplotlib's,
 }
 FONTS = {split: tuple(f for fonts in families.values() for f in fonts) for split, families in FONT_FAMILIES.items()}
 FAMILIES = {f: family for families in FONT_FAMILIES.values() for family, fonts in families.items() for f in fonts}
-TRAINING_FAMILIES = ("STIX", "Droid Sans Mono")  # fonts.PRINTED_TRAIN_FONTS, captcha's default font
+TRAINING_FAMILIES = tuple(FONT_FAMILIES[TRAIN])  # STIX is fonts.PRINTED_TRAIN_FONTS, Droid Sans Mono captcha's font
 
-SETTINGS_PAIRS = {  # class: (validation settings, test settings); sizes are shares of the glyph's height
-    "grid": ({"period": (0.12, 0.2, 0.3), "angle": (0, 30), "strength": (0.45, 0.9)},
+# class: (train, validation, test) settings, side by side; sizes are shares of the glyph's height. The settings that
+# define a class take values in each split that the other two never draw (the train split also draws kinds of
+# its own: Bezier curves, irregular blobs, resampling blur, Lanczos-shrunk tiny glyphs, hexagonal halftone).
+SETTINGS_SIDE_BY_SIDE = {
+    "grid": ({"period": (0.1, 0.17, 0.22, 0.28, 0.33, 0.42), "angle": (8, 15, 22, 38, 52, 60, 68, 80), "strength": (0.5, 0.7, 0.8, 0.95)},
+             {"period": (0.12, 0.2, 0.3), "angle": (0, 30), "strength": (0.45, 0.9)},
              {"period": (0.15, 0.25, 0.36), "angle": (3, 45), "strength": (0.6, 1.0)}),
-    "crossing_lines": ({"count": (1, 3), "width": (0.3, 0.6)}, {"count": (1, 2), "width": (0.45, 0.8)}),
-    "crossing_curves": ({"shape": ("sine",), "count": (1, 2), "width": (0.3, 0.6)},
+    "crossing_lines": ({"count": (1, 2, 3), "width": (0.35, 0.5, 0.7, 0.9)},
+                       {"count": (1, 3), "width": (0.3, 0.6)}, {"count": (1, 2), "width": (0.45, 0.8)}),
+    "crossing_curves": ({"shape": ("bezier",), "count": (1, 2, 3), "width": (0.35, 0.5, 0.7, 0.9)},
+                        {"shape": ("sine",), "count": (1, 2), "width": (0.3, 0.6)},
                         {"shape": ("arc",), "count": (1, 2), "width": (0.45, 0.8)}),
-    "dots": ({"shape": ("square",), "size": (0.02, 0.04), "density": (0.02, 0.05)},
+    "dots": ({"shape": ("blob",), "size": (0.025, 0.04, 0.05), "density": (0.02, 0.035, 0.05)},
+             {"shape": ("square",), "size": (0.02, 0.04), "density": (0.02, 0.05)},
              {"shape": ("disc",), "size": (0.03, 0.06), "density": (0.03, 0.07)}),
-    "blur": ({"kind": ("gaussian",), "radius": (0.03, 0.05, 0.07)}, {"kind": ("box",), "radius": (0.04, 0.06, 0.08)}),
-    "tiny": ({"height": (9, 12, 15, 18), "raster": ("direct",)}, {"height": (10, 13, 16, 19), "raster": ("supersampled",)}),
-    "outline": ({"ring": (0.03, 0.05)}, {"ring": (0.04, 0.065)}),
-    "halftone": ({"lattice": ("square",), "period": (1 / 9, 1 / 13)}, {"lattice": ("diagonal",), "period": (1 / 11, 1 / 15)}),
-    "neighbour_fragments": ({"share": (0.2, 0.35), "gap": (0.08, 0.2)}, {"share": (0.28, 0.45), "gap": (0.04, 0.14)}),
-    "rotation_shear": ({"angle": (-36, -24, -12, 12, 24, 36), "shear": (0.0, 0.3)},
+    "blur": ({"kind": ("resample",), "radius": (0.035, 0.055, 0.075, 0.09)},
+             {"kind": ("gaussian",), "radius": (0.03, 0.05, 0.07)}, {"kind": ("box",), "radius": (0.04, 0.06, 0.08)}),
+    "tiny": ({"height": (8, 11, 14, 17), "raster": ("lanczos",)},
+             {"height": (9, 12, 15, 18), "raster": ("direct",)}, {"height": (10, 13, 16, 19), "raster": ("supersampled",)}),
+    "outline": ({"ring": (0.025, 0.035, 0.045, 0.055, 0.075)}, {"ring": (0.03, 0.05)}, {"ring": (0.04, 0.065)}),
+    "halftone": ({"lattice": ("hexagonal",), "period": (1 / 8, 1 / 10, 1 / 12, 1 / 14)},
+                 {"lattice": ("square",), "period": (1 / 9, 1 / 13)}, {"lattice": ("diagonal",), "period": (1 / 11, 1 / 15)}),
+    "neighbour_fragments": ({"share": (0.22, 0.3, 0.38, 0.5), "gap": (0.03, 0.06, 0.11, 0.17, 0.24)},
+                            {"share": (0.2, 0.35), "gap": (0.08, 0.2)}, {"share": (0.28, 0.45), "gap": (0.04, 0.14)}),
+    "rotation_shear": ({"angle": (-40, -33, -27, -21, -15, -6, 6, 15, 21, 27, 33, 40), "shear": (0.05, 0.2, 0.35, 0.45)},
+                       {"angle": (-36, -24, -12, 12, 24, 36), "shear": (0.0, 0.3)},
                        {"angle": (-30, -18, 18, 30), "shear": (0.15, 0.4)}),
-    "low_contrast": ({"difference": (14, 22, 32)}, {"difference": (18, 26, 38)}),  # luma steps, of 255
-    "inverted": ({"palette": ("gray",), "difference": (110, 170)}, {"palette": ("colour",), "difference": (140, 200)}),
-    "fonts": ({}, {}),  # the split's fonts are its setting
+    "low_contrast": ({"difference": (12, 16, 20, 24, 29, 35, 42)}, {"difference": (14, 22, 32)},
+                     {"difference": (18, 26, 38)}),  # luma steps, of 255
+    "inverted": ({"palette": ("mixed",), "difference": (95, 125, 155, 185, 215)},
+                 {"palette": ("gray",), "difference": (110, 170)}, {"palette": ("colour",), "difference": (140, 200)}),
+    "fonts": ({}, {}, {}),  # the split's fonts are its setting
 }
-SETTINGS = {split: {cls: pair[i] for cls, pair in SETTINGS_PAIRS.items()} for i, split in enumerate(SPLITS)}
+SETTINGS = {split: {cls: sides[i] for cls, sides in SETTINGS_SIDE_BY_SIDE.items()} for i, split in enumerate((TRAIN,) + SPLITS)}
 
 
 @dataclass
@@ -122,9 +152,15 @@ def _pen_glyph(rng: np.random.Generator, label: int, height: int) -> np.ndarray:
 
 @lru_cache(maxsize=256)
 def _font(spec: str, size: int):
+    kind, _, name = spec.partition(":")
     if spec == "pillow:aileron":
         return ImageFont.load_default(size)
-    return ImageFont.truetype(str(font_paths((spec.split(":", 1)[1],))[0]), size)
+    if kind == "captcha":
+        return ImageFont.truetype(str(resources.files("captcha") / "data" / name), size)
+    if kind == "pkg":  # a font package from PyPI (font-caladea, ...): its fonts lie in its files/ folder
+        package, _, file = name.partition("/")
+        return ImageFont.truetype(str(resources.files(package) / "files" / file), size)
+    return ImageFont.truetype(str(font_paths((name,))[0]), size)
 
 
 def _tight(alpha: np.ndarray) -> np.ndarray:
@@ -178,7 +214,7 @@ def _lines_layer(size, paths, width: int) -> np.ndarray:
 
 
 def _curve(rng, shape: str, w, h) -> list:
-    """A line, sine or circular arc across the canvas, through a point near its middle."""
+    """A line, sine, circular arc or cubic Bezier curve across the canvas, through a point near its middle."""
     x = np.linspace(-2, w + 2, 60)
     if shape == "line":
         cx, cy, t, r = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.35, 0.65), rng.uniform(0, np.pi), w + h
@@ -187,6 +223,15 @@ def _curve(rng, shape: str, w, h) -> list:
         amplitude, period = h * rng.uniform(0.15, 0.3), w * rng.uniform(0.8, 1.6)
         y = h * rng.uniform(0.35, 0.65) + amplitude * np.sin(2 * np.pi * x / period + rng.uniform(0, 2 * np.pi))
         return list(zip(x, y))
+    if shape == "bezier":  # from one side to the opposite one, two control points inside
+        ends = [(-2, h * rng.uniform(0, 1)), (w + 2, h * rng.uniform(0, 1))]
+        if rng.random() < 0.5:
+            ends = [(w * rng.uniform(0, 1), -2), (w * rng.uniform(0, 1), h + 2)]
+        controls = [(w * rng.uniform(0.2, 0.8), h * rng.uniform(0.2, 0.8)) for _ in range(2)]
+        p = np.array([ends[0], *controls, ends[1]])
+        t = np.linspace(0, 1, 60)[:, None]
+        curve = (1 - t) ** 3 * p[0] + 3 * (1 - t) ** 2 * t * p[1] + 3 * (1 - t) * t**2 * p[2] + t**3 * p[3]
+        return [tuple(point) for point in curve]
     radius = max(w, h) * rng.uniform(0.6, 1.2)  # an arc of a circle whose rim crosses the middle
     cx, cy, a = w * rng.uniform(0.3, 0.7), h * rng.uniform(0.3, 0.7), rng.uniform(0, 2 * np.pi)
     centre = (cx + radius * np.cos(a), cy + radius * np.sin(a))
@@ -205,16 +250,18 @@ def _grid_pattern(rng, h, w, period, angle, width, diamond) -> np.ndarray:
     return pattern
 
 
-def _halftone(alpha: np.ndarray, period: float, diagonal: bool) -> np.ndarray:
-    """Dots on a lattice, each as big as the glyph is dark under it (4x supersampled)."""
+def _halftone(alpha: np.ndarray, period: float, diagonal: bool, hexagonal: bool = False) -> np.ndarray:
+    """Dots on a lattice (square, diagonal or hexagonal), each as big as the glyph is dark under it (4x supersampled)."""
     s, pad = 4, int(period) + 1
     a = np.pad(alpha, pad)
     h, w = a.shape
     layer = Image.new("L", (w * s, h * s), 0)
     draw = ImageDraw.Draw(layer)
-    step = period / np.sqrt(2) if diagonal else period
+    step = period / np.sqrt(2) if diagonal else period * np.sqrt(3) / 2 if hexagonal else period
     for j, y in enumerate(np.arange(0, h, step)):
-        for x in np.arange(step * (j % 2), w, 2 * step) if diagonal else np.arange(0, w, period):
+        xs = (np.arange(step * (j % 2), w, 2 * step) if diagonal else np.arange(period / 2 * (j % 2), w, period) if hexagonal
+              else np.arange(0, w, period))
+        for x in xs:
             v = a[min(int(y), h - 1), min(int(x), w - 1)]
             r = 0.36 * period * np.sqrt(v) * s  # dots at least ~1 px apart
             if v > 0.05:
@@ -243,7 +290,7 @@ def _shape(rng, cls, cfg, spec, label) -> tuple[np.ndarray, int, int, dict]:
     """(the digit's alpha with the class's change to its shape, glyph height, canvas height, side fragments)."""
     canvas_h = int(rng.integers(28, 121))
     gh = max(12, int(canvas_h * rng.uniform(0.62, 0.88)))
-    bold = _pick(rng, (0.0, 0.0, 0.04)) if spec.startswith("mpl:") or spec == "pillow:aileron" else 0.0
+    bold = _pick(rng, (0.0, 0.0, 0.04)) if spec.startswith(("mpl:", "pkg:", "captcha:")) or spec == "pillow:aileron" else 0.0
     if cls == "tiny":
         gh = cfg["height"]
         cfg["canvas"] = _pick(rng, ("small", "large"))
@@ -254,14 +301,20 @@ def _shape(rng, cls, cfg, spec, label) -> tuple[np.ndarray, int, int, dict]:
         gh = max(gh, 40)
         canvas_h = max(canvas_h, int(gh * 1.15))
         bold = 0.06 if cls == "outline" else bold  # room for a hollow inside
-    alpha = glyph(spec, label, gh, rng, bold=bold, supersample=4 if cfg.get("raster") == "supersampled" else 1)
+    if cfg.get("raster") == "lanczos":  # drawn 3x as tall, then shrunk with Lanczos
+        big = glyph(spec, label, 3 * gh, rng, bold=bold)
+        size = (max(1, round(big.shape[1] / 3)), max(1, round(big.shape[0] / 3)))
+        shrunk = Image.fromarray(np.round(big * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+        alpha = _tight(np.asarray(shrunk, dtype=np.float64) / 255)
+    else:
+        alpha = glyph(spec, label, gh, rng, bold=bold, supersample=4 if cfg.get("raster") == "supersampled" else 1)
     if cls == "outline":  # the ring just outside the glyph; the glyph itself stays background
         ring = max(1, round(cfg["ring"] * gh))
         a = np.pad(alpha, ring + 1)
         grown = np.asarray(Image.fromarray(np.round(a * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * ring + 1)))
         alpha = _tight(np.clip(grown / 255 - a, 0, 1))
     elif cls == "halftone":
-        alpha = _halftone(alpha, max(4.0, cfg["period"] * gh), cfg["lattice"] == "diagonal")
+        alpha = _halftone(alpha, max(4.0, cfg["period"] * gh), cfg["lattice"] == "diagonal", cfg["lattice"] == "hexagonal")
     elif cls == "rotation_shear":
         alpha = _affine(alpha, cfg["angle"], -np.sign(cfg["angle"]) * abs(cfg["shear"]))  # both lean one way
         canvas_h = max(canvas_h, alpha.shape[0] + 2)
@@ -301,7 +354,8 @@ def _canvas(rng, cls, cfg, alpha, gh, canvas_h, fragments) -> np.ndarray:
 
 def _make(rng, split: str, cls: str, label: int) -> StressDigit:
     cfg = {key: _pick(rng, values) for key, values in SETTINGS[split][cls].items()}
-    spec = _pick(rng, FONTS[split])
+    # The train split picks a family first (its families have 1 to 5 cuts), the scored splits a font.
+    spec = _pick(rng, _pick(rng, list(FONT_FAMILIES[TRAIN].values()))) if split == TRAIN else _pick(rng, FONTS[split])
     alpha, gh, canvas_h, fragments = _shape(rng, cls, cfg, spec, label)
     a = _canvas(rng, cls, cfg, alpha, gh, canvas_h, fragments)
     h, w = a.shape
@@ -313,7 +367,9 @@ def _make(rng, split: str, cls: str, label: int) -> StressDigit:
     elif cls == "inverted":
         low = rng.uniform(0, 255 - cfg["difference"])
         high = low + cfg["difference"] + rng.uniform(0, 255 - cfg["difference"] - low)
-        paper, ink = (np.full(3, low), np.full(3, high)) if cfg["palette"] == "gray" else (_colour_at(rng, low), _colour_at(rng, high))
+        paper, ink = {"gray": lambda: (np.full(3, low), np.full(3, high)),
+                      "colour": lambda: (_colour_at(rng, low), _colour_at(rng, high)),
+                      "mixed": lambda: (np.full(3, low), _colour_at(rng, high))}[cfg["palette"]]()
     background = np.broadcast_to(paper, (h, w, 3)).copy()
     over = salt = blur = None
     if cls == "grid":
@@ -326,25 +382,32 @@ def _make(rng, split: str, cls: str, label: int) -> StressDigit:
         shape = "line" if cls == "crossing_lines" else cfg["shape"]
         over = _lines_layer((w, h), [_curve(rng, shape, w, h) for _ in range(cfg["count"])], width)
     elif cls == "dots":
-        side = max(1, round(cfg["size"] * gh)) + (1 if cfg["shape"] == "disc" else 0)
-        count = max(8, int(cfg["density"] * h * w / side**2))
+        side = max(1, round(cfg["size"] * gh)) + (1 if cfg["shape"] in ("disc", "blob") else 0)
+        count = max(14 if cfg["shape"] == "blob" else 8, int(cfg["density"] * h * w / side**2))
         layers = []
         for n in (count, count // 3):  # ink specks everywhere, then paper specks
             layer = Image.new("L", (w, h), 0)
             draw = ImageDraw.Draw(layer)
             for x, y in zip(rng.integers(0, w, n).tolist(), rng.integers(0, h, n).tolist()):
-                (draw.rectangle if cfg["shape"] == "square" else draw.ellipse)((x, y, x + side - 1, y + side - 1), fill=255)
+                if cfg["shape"] == "blob":  # an ellipse of its own size and aspect
+                    bw, bh = (max(1, round(side * f)) for f in rng.uniform(0.7, 1.4, 2))
+                    draw.ellipse((x, y, x + bw - 1, y + bh - 1), fill=255)
+                else:
+                    (draw.rectangle if cfg["shape"] == "square" else draw.ellipse)((x, y, x + side - 1, y + side - 1), fill=255)
             layers.append(np.asarray(layer, dtype=np.float64) / 255)
         over, salt = layers[0], layers[1] * (a > 0.5)  # paper specks only on the digit
     elif cls == "blur":
         radius = cfg["radius"] * gh
-        blur = ImageFilter.GaussianBlur(radius) if cfg["kind"] == "gaussian" else ImageFilter.BoxBlur(radius)
+        blur = (ImageFilter.GaussianBlur(radius) if cfg["kind"] == "gaussian" else ImageFilter.BoxBlur(radius)
+                if cfg["kind"] == "box" else max(2, round(2 * radius)))  # resample: shrink by that factor, enlarge again
     rgb = background * (1 - a[..., None]) + ink * a[..., None]
     for layer, colour in ((over, ink), (salt, paper)):
         if layer is not None:
             rgb = rgb * (1 - layer[..., None]) + colour * layer[..., None]
     image = Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8), "RGB")
-    if blur is not None:
+    if isinstance(blur, int):
+        image = image.reduce(blur).resize(image.size, Image.Resampling.BICUBIC)
+    elif blur is not None:
         image = image.filter(blur)
     transparent_ok = cls not in ("low_contrast", "inverted") and ink @ LUMA < 115  # reads as dark ink on white
     image = _to_mode(rng, image, _pick(rng, MODES), paper, ink, transparent_ok)
@@ -369,8 +432,9 @@ def _to_mode(rng, image: Image.Image, mode: str, paper, ink, transparent_ok: boo
 
 
 def stress_digit(split: str, seed: int, index: int) -> StressDigit:
-    """Image `index` of the stress set (split, seed): class CLASSES[index % 13], its own random stream."""
-    if split not in SPLITS:
+    """Image `index` of the stress set (split, seed): class CLASSES[index % 13], its own random stream.
+    `split` is one of SPLITS, or TRAIN for training digits."""
+    if split not in SALT:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     rng = np.random.default_rng([SALT[split], seed, index])
     return _make(rng, split, CLASSES[index % len(CLASSES)], int(rng.integers(10)))

@@ -1,8 +1,10 @@
 """The digit sets the `best` recipe mixes into MNIST, made once and cached as .npz in data/codes/.
 
-Cache names (kept from the first layout, so existing caches still count): code sets as
-`generate.cache_name`, their digits as `train-digits-<that name>`, printed digits as
-`printed-digits-n<n>-seed<seed>-<sha1 of the font list, 10 hex>.npz`.
+Cache names: code sets as `generate.cache_name` (pictures, not normalised); their digits as
+`train-digits-<norm tag>-<that name>`, printed digits as `printed-digits-n<n>-seed<seed>-<fonts tag>-<norm tag>.npz`,
+style digits as `style-digits-n<n>-seed<seed>-<style tag>.npz`. The tags are sha1s (10 hex) of the source of
+what makes the digits: the normaliser's modules (a change to a step that alters training digits then makes
+them anew, instead of training on stale ones), and for style digits the stress generator's too.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,22 @@ from parity.codes.crops import digit_crops
 from parity.codes.fonts import PRINTED_TRAIN_FONTS, print_digits
 from parity.codes.generate import CACHE_ERRORS, DEFAULT_CACHE, TRAIN_SEED_BASE, cache_name, load_or_generate, save_cache
 from parity.codes.segment import segmented_crops
+
+STYLE_SEED = TRAIN_SEED_BASE  # the stress generator's train split (its settings and fonts are the scored splits' disjoint)
+
+
+@cache
+def source_tag(*modules: str) -> str:
+    """sha1 (10 hex) of the source files of `modules` (dotted names), in order."""
+    import importlib.util
+
+    digest = hashlib.sha1()
+    for name in modules:
+        digest.update(Path(importlib.util.find_spec(name).origin).read_bytes())
+    return digest.hexdigest()[:10]
+
+
+NORMALISER = ("parity.codes.grayscale", "parity.codes.normalize", "parity.codes.cleanup")
 
 
 def cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -44,10 +63,47 @@ def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str
         cut_crops, cut_labels = segmented_crops(codeset)
         return np.concatenate([true_crops, cut_crops]), np.concatenate([true_labels, cut_labels])
 
-    return cached_digits(Path(cache_dir) / f"train-digits-{cache_name(n_codes, seed)}", make)
+    return cached_digits(Path(cache_dir) / f"train-digits-{source_tag(*NORMALISER)}-{cache_name(n_codes, seed)}", make)
 
 
 def printed_digits(n: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
     """`fonts.print_digits(n, seed)`, cached as .npz."""
     fonts_tag = hashlib.sha1("\n".join(PRINTED_TRAIN_FONTS).encode()).hexdigest()[:10]
-    return cached_digits(Path(cache_dir) / f"printed-digits-n{n}-seed{seed}-{fonts_tag}.npz", lambda: print_digits(n, seed))
+    name = f"printed-digits-n{n}-seed{seed}-{fonts_tag}-{source_tag(*NORMALISER)}.npz"
+    return cached_digits(Path(cache_dir) / name, lambda: print_digits(n, seed))
+
+
+def _style_digit(index_seed: tuple[int, int]) -> tuple[np.ndarray | None, int]:
+    """Training style digit `index` of `seed`, normalised (None: the normaliser found no digit in it)."""
+    from parity.codes.errors import NoDigit
+    from parity.codes.normalize import to_mnist
+    from parity.codes.stress import TRAIN, stress_digit
+
+    index, seed = index_seed
+    digit = stress_digit(TRAIN, seed, index)
+    try:
+        return to_mnist(digit.image), digit.label
+    except NoDigit:
+        return None, digit.label
+
+
+def make_style_digits(n: int, seed: int = STYLE_SEED, *, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first n digits of the stress generator's train split (parity.codes.stress: 13 style classes in the
+    training font families, with generator settings the validation and test splits never draw), normalised by
+    `to_mnist` as a read digit would be -> uint8 (m, 28, 28), int64 labels; m <= n, as the few the normaliser
+    refuses are left out. Made on every core; the same bytes for any number of workers."""
+    from parity.codes.workers import ReaderPool, chunk_size
+
+    workers = workers or len(os.sched_getaffinity(0))
+    items = [(i, seed) for i in range(n)]
+    with ReaderPool(workers) as pool:
+        made = list(pool.imap(_style_digit, items, chunk_size(n, workers, largest=64)))
+    kept = [(image, label) for image, label in made if image is not None]
+    images = np.stack([image for image, _ in kept]) if kept else np.zeros((0, 28, 28), np.uint8)
+    return images, np.array([label for _, label in kept], dtype=np.int64)
+
+
+def style_digits(n: int, seed: int = STYLE_SEED, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """`make_style_digits(n, seed)`, cached as .npz."""
+    tag = source_tag(*NORMALISER, "parity.codes.stress")
+    return cached_digits(Path(cache_dir) / f"style-digits-n{n}-seed{seed}-{tag}.npz", lambda: make_style_digits(n, seed))

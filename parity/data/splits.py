@@ -56,6 +56,11 @@ def make_splits(config: TrainConfig) -> Splits:
 
         printed_images, printed_labels = printed_digits(config.printed_digits)
         train_raw, train_y = np.concatenate([train_raw, printed_images]), np.concatenate([train_y, printed_labels])
+    if config.style_digits:
+        from parity.codes.training import style_digits
+
+        style_images, style_labels = style_digits(config.style_digits)
+        train_raw, train_y = np.concatenate([train_raw, style_images]), np.concatenate([train_y, style_labels])
     return Splits(
         train_x=None if config.augment else to_model_input(train_raw),
         train_y=train_y,

@@ -43,6 +43,7 @@ best: data  ## the "best" recipe in both frameworks, then their scores on the va
 	$(PY) scripts/train.py --framework keras --recipe best --out runs/best-keras --overwrite
 	$(MAKE) best-validation
 	$(PY) scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/best-torch/digits.png
+	$(PY) scripts/codes.py picture --model runs/best-torch/model.ckpt --stress --n 3 --out runs/best-torch/stress.png
 
 # Validation sets, for every choice: codes of seed 21, the stress set's validation split (seed 31).
 # Test sets, scored once after every choice is made: codes of seed 77 (never used for anything else),

@@ -99,7 +99,9 @@ def parse_args(argv=None):
 
     picture = commands.add_parser("picture", parents=[model], help="a grid of digits with both frameworks' readings")
     picture.add_argument("--out", type=Path, required=True, help="the picture; its suffix picks the format (.png, .svg, .pdf, ...)")
-    picture.add_argument("--n", type=PICTURE_CODES, default=8, help="codes (4 digits each) and as many unseen-style digits (at most 100)")
+    picture.add_argument("--n", type=PICTURE_CODES, default=8, help="codes (4 digits each) and as many unseen-style digits (at most 100); "
+                         "with --stress: rows of the 13 classes")
+    picture.add_argument("--stress", action="store_true", help="show the style stress set's validation split instead, a column a class")
     args = parser.parse_args(argv)
     if getattr(args, "model", None) is not None:
         mismatch = framework_mismatch(args.model, args.framework)
@@ -313,6 +315,8 @@ def cmd_picture(args) -> dict:
     from parity.runs.report import plot_digit_grid
 
     load_both()
+    if args.stress:
+        return stress_picture(args)
     from parity.codes.crops import box_crop
     from parity.codes.fonts import unseen_style_digits
     from parity.codes.generate import TEST_SEED, load_or_generate
@@ -326,6 +330,31 @@ def cmd_picture(args) -> dict:
     images, labels = [shown[i] for i in kept], [truth[i] for i in kept]
     predictions = {name: classifier(args, name)[0](digits).argmax(1) for name in ("torch", "keras")}
     plot_digit_grid(images, labels, predictions, args.out, title=f"{args.model.name}: code digits, then unseen styles")
+    return {"out": str(args.out), "digits": len(images), **{f"{k}_correct": int(np.sum(v == labels)) for k, v in predictions.items()}}
+
+
+def stress_picture(args) -> dict:
+    from PIL import Image
+
+    from parity.codes.stress import CLASSES, DEFAULT_SEEDS, stress_set
+    from parity.runs.report import plot_digit_grid
+
+    def viewable(image):  # as a person sees it, in RGB (a gray array would be contrast-stretched): transparency on white
+        if image.mode == "I;16":
+            image = Image.fromarray((np.asarray(image, dtype=np.uint32) // 257).astype(np.uint8))
+        return Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA")).convert("RGB")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    shown = stress_set(len(CLASSES) * args.n, "validation")  # digit i is of class i % 13: a column a class
+    digits, kept = mnist_style([d.image for d in shown])
+    images, labels = [viewable(d.image) for d in shown], [d.label for d in shown]
+    predictions = {}
+    for name in ("torch", "keras"):  # a digit the normaliser refuses keeps its place, read as -1 (wrong)
+        predictions[name] = np.full(len(shown), -1)
+        if len(kept):
+            predictions[name][kept] = classifier(args, name)[0](digits).argmax(1)
+    plot_digit_grid(images, labels, predictions, args.out, columns=len(CLASSES), column_titles=[c.replace("_", " ") for c in CLASSES],
+                    title=f"{args.model.name}: style stress set, validation split (seed {DEFAULT_SEEDS['validation']})")
     return {"out": str(args.out), "digits": len(images), **{f"{k}_correct": int(np.sum(v == labels)) for k, v in predictions.items()}}
 
 

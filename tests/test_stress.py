@@ -188,6 +188,15 @@ def test_eval_json_has_every_class(repo_root, trained_model, tmp_path):
         assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+def test_picture_shows_a_column_a_class_with_both_readings(repo_root, trained_model, tmp_path):
+    done = run(repo_root, "picture", "--model", trained_model.ckpt, "--stress", "--n", 1, "--out", tmp_path / "stress.png")
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = json.loads(done.stdout)
+    assert shown["digits"] == 13 and 0 <= shown["torch_correct"] <= 13 and shown["torch_correct"] == shown["keras_correct"]
+    with Image.open(tmp_path / "stress.png") as picture:
+        assert picture.format == "PNG" and picture.width > 2.5 * picture.height  # one row of 13 columns
+
+
 # ------------------------------------------------------------------------------- each class draws what it says
 @pytest.fixture(scope="module", params=(stress.TRAIN,) + stress.SPLITS)
 def drawn(request):

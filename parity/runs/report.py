@@ -179,8 +179,10 @@ def write_report(out: Path, summary: dict, runs: dict[str, list[RunMetrics]], ma
     return out / "report.md"
 
 
-def plot_digit_grid(images, labels, predictions: dict[str, np.ndarray], path: Path, title: str = "", columns: int = 8) -> Path:
-    """Input images in a grid, each titled with every framework's reading (green right, red wrong)."""
+def plot_digit_grid(images, labels, predictions: dict[str, np.ndarray], path: Path, title: str = "", columns: int = 8,
+                    column_titles: list[str] | None = None) -> Path:
+    """Input images in a grid, each titled with every framework's reading (green right, red wrong; -1: no
+    reading); `column_titles` head the top row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,9 +196,10 @@ def plot_digit_grid(images, labels, predictions: dict[str, np.ndarray], path: Pa
             continue
         image = np.asarray(images[i])
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        readings = [f"{name[0].upper()}:{int(p[i])}" for name, p in predictions.items()]
+        readings = [f"{name[0].upper()}:{int(p[i]) if p[i] >= 0 else '-'}" for name, p in predictions.items()]
         right = all(int(p[i]) == labels[i] for p in predictions.values())
-        ax.set_title(" ".join(readings), fontsize=9, color="tab:green" if right else "tab:red")
+        heading = f"{column_titles[i]}\n" if column_titles and i < columns else ""
+        ax.set_title(heading + " ".join(readings), fontsize=9, color="tab:green" if right else "tab:red")
     fig.suptitle(title + "  (T: Lightning, K: Keras)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)

@@ -51,9 +51,9 @@ best: data  ## the "best" recipe in both frameworks, then their scores on the va
 VALIDATION_SETS := --n 500 --seed 21 --stress 1000 --stress-split validation
 TEST_SETS := --n 1000 --seed 77 --unseen 1000 --stress 1000 --stress-split test
 
-best-validation:  ## validation scores of runs/best-* and of their first stages (runs/best-*/pretrained)
+best-validation:  ## validation scores of runs/best-* (and of a first stage, runs/best-*/pretrained, if a fine-tune made one)
 	for run in runs/best-torch runs/best-torch/pretrained runs/best-keras runs/best-keras/pretrained; do \
-	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); [ -n "$$model" ] || continue; \
 	  $(PY) scripts/codes.py eval --model $$model $(VALIDATION_SETS) --json $$run/validation.json || exit 1; done
 
 best-test:  ## the test sets, scored ONCE, after every choice was made on validation sets (runs/best-*/test.json)

@@ -197,17 +197,24 @@ def crossed(label: int, font: str, angle: float, width_share: float,
 def test_a_line_across_the_picture_is_cut_out_and_the_digit_kept(label, font, angle, share):
     clean, lined, line = crossed(label, font, angle, share)
     ink = 1 - load_image(lined) > 0.5
-    glyph_ink = 1 - load_image(clean) > 0.5
-    cut = cleanup.remove_crossing_lines(ink, ink)
+    # the line is gone (but for a few pixels of its antialiased rim), the digit kept
+    assert_stroke_cut(cleanup.remove_crossing_lines(ink, ink), clean, lined, line, "crossing_lines", left=0.05, kept=0.98)
+
+
+def assert_stroke_cut(cut, clean, drawn, stroke, step: str, left: float, kept: float) -> None:
+    """`cut` (a step's ink mask of `drawn`, the digit `clean` with `stroke` across it) keeps under `left` of the
+    stroke where it runs away from the glyph and over `kept` of the glyph; to_mnist runs `step` and reads much
+    closer to the clean digit than without the style steps."""
     assert cut is not None
-    alone = line & ~ndimage.binary_dilation(glyph_ink, iterations=3)  # the line where it runs away from the glyph
-    assert (cut & alone).sum() < 0.05 * alone.sum()  # the line is gone (but for a few pixels of its antialiased rim)
-    assert (cut & glyph_ink).sum() > 0.98 * glyph_ink.sum()  # the digit is kept
+    glyph_ink = 1 - load_image(clean) > 0.5
+    alone = stroke & ~ndimage.binary_dilation(glyph_ink, iterations=3)  # the stroke where it runs away from the glyph
+    assert (cut & alone).sum() < left * alone.sum()
+    assert (cut & glyph_ink).sum() > kept * glyph_ink.sum()
     trace = []
-    read = to_mnist(lined, trace=trace)
-    assert "crossing_lines" in trace
+    read = to_mnist(drawn, trace=trace)
+    assert step in trace
     reference = to_mnist(clean)
-    before = to_mnist(lined, cleanup=False)
+    before = to_mnist(drawn, cleanup=False)
     assert iou(read, reference) > 0.6 and iou(read, reference) > iou(before, reference) + 0.25
 
 
@@ -283,18 +290,8 @@ def curved(label: int, font: str, share: float, seed: int) -> tuple[np.ndarray, 
 def test_a_thin_curve_across_the_picture_is_cut_out_and_the_digit_kept(label, font, seed):
     clean, drawn, curve = curved(label, font, 0.5, seed)
     ink = 1 - load_image(drawn) > 0.5
-    glyph_ink = 1 - load_image(clean) > 0.5
-    cut = cleanup.remove_crossing_curves(ink)
-    assert cut is not None
-    alone = curve & ~ndimage.binary_dilation(glyph_ink, iterations=3)  # the curve where it runs away from the glyph
-    assert (cut & alone).sum() < 0.2 * alone.sum()  # most of it is gone (what is left lies between strokes)
-    assert (cut & glyph_ink).sum() > 0.97 * glyph_ink.sum()  # the digit is kept
-    trace = []
-    read = to_mnist(drawn, trace=trace)
-    assert "crossing_curves" in trace
-    reference = to_mnist(clean)
-    before = to_mnist(drawn, cleanup=False)
-    assert iou(read, reference) > 0.6 and iou(read, reference) > iou(before, reference) + 0.25
+    # most of the curve is gone (what is left lies between strokes), the digit kept
+    assert_stroke_cut(cleanup.remove_crossing_curves(ink), clean, drawn, curve, "crossing_curves", left=0.2, kept=0.97)
 
 
 @pytest.mark.parametrize("font", ["pillow:aileron", "mpl:cmmi10.ttf", "pen", "pillow:bitmap"])

@@ -1,8 +1,8 @@
 """The style stress set (parity/codes/stress.py) and its CLI (scripts/codes.py stress, eval --stress).
 
-Determinism in and across processes, the class list, the two splits disjoint in seeds, fonts and settings,
-no training font in either, the CLI's files and eval's JSON, and for every class one check, on the images
-themselves (read as gray by the normaliser's own load_image), that it draws what its name says.
+Determinism in and across processes, the class list, the three splits (train, validation, test) disjoint in
+seeds, fonts and settings, no training font in a scored split, every training font installed and drawn, the
+CLI's files, eval's JSON and the picture, and for every class one check, on the images themselves (read as gray by the normaliser's own load_image), that it draws what its name says.
 """
 
 from __future__ import annotations

@@ -280,13 +280,3 @@ def test_training_digits_are_true_box_then_segmented_crops(tmp_path: Path) -> No
     assert sorted(f.name for f in tmp_path.iterdir()) == [codes.cache_name(3, 1000), f"train-digits-{training.source_tag(*training.NORMALISER)}-{codes.cache_name(3, 1000)}"]
     again, labels_again = training.training_digits(3, seed=codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
     assert np.array_equal(again, images) and np.array_equal(labels_again, labels)
-
-
-def test_training_digits_cut_in_blocks_on_two_workers_are_the_one_process_bytes(tmp_path: Path, monkeypatch) -> None:
-    codeset = codes.load_or_generate(5, codes.TRAIN_SEED_BASE, cache_dir=tmp_path)
-    true_crops, true_labels = digit_crops(codeset)
-    cut_crops, cut_labels = segmented_crops(codeset)
-    monkeypatch.setattr(training, "CODES_PER_TASK", 2)  # 3 blocks of codes, handed to 2 workers
-    images, labels = training.training_digits(5, seed=codes.TRAIN_SEED_BASE, cache_dir=tmp_path, workers=2)
-    assert np.array_equal(images, np.concatenate([true_crops, cut_crops]))
-    assert np.array_equal(labels, np.concatenate([true_labels, cut_labels])) and len(labels) >= 36

@@ -19,7 +19,7 @@ import numpy as np
 
 from parity.codes.crops import digit_crops
 from parity.codes.fonts import PRINTED_TRAIN_FONTS, print_digits
-from parity.codes.generate import CACHE_ERRORS, DEFAULT_CACHE, TRAIN_SEED_BASE, CodeSet, cache_name, load_or_generate, save_cache
+from parity.codes.generate import CACHE_ERRORS, DEFAULT_CACHE, TRAIN_SEED_BASE, cache_name, load_or_generate, save_cache
 from parity.codes.segment import segmented_crops
 
 STYLE_SEED = TRAIN_SEED_BASE  # the stress generator's train split (its settings and fonts are the scored splits' disjoint)
@@ -53,31 +53,15 @@ def cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]])
     return images, labels
 
 
-CODES_PER_TASK = 250  # codes a worker cuts at a time: ~7 MB of pictures sent, ~1 s of work
-
-
-def _cut_codes(codeset: CodeSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(true-box digits, labels, segmented digits, labels) of some codes."""
-    return (*digit_crops(codeset), *segmented_crops(codeset))
-
-
-def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE,
-                    workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
     """MNIST-style digits from n_codes training codes, for mixing into MNIST: each digit twice, as cut
-    by its true box and as cut by `segment_boxes` (what reading a code will see). Cached as .npz. Cut on
-    every core (`workers`), a block of codes at a time: the same bytes as one process makes."""
-    from parity.codes.workers import ReaderPool
+    by its true box and as cut by `segment_boxes` (what reading a code will see). Cached as .npz."""
 
     def make() -> tuple[np.ndarray, np.ndarray]:
         codeset = load_or_generate(n_codes, seed, cache_dir=cache_dir)
-        parts = [CodeSet(codeset.images[i : i + CODES_PER_TASK], codeset.codes[i : i + CODES_PER_TASK],
-                         codeset.boxes[i : i + CODES_PER_TASK], codeset.seed,
-                         None if codeset.visible is None else codeset.visible[i : i + CODES_PER_TASK])
-                 for i in range(0, n_codes, CODES_PER_TASK)]
-        with ReaderPool(workers or len(os.sched_getaffinity(0))) as pool:
-            cut = list(pool.imap(_cut_codes, parts))
-        return (np.concatenate([part[0] for part in cut] + [part[2] for part in cut]),
-                np.concatenate([part[1] for part in cut] + [part[3] for part in cut]))
+        true_crops, true_labels = digit_crops(codeset)
+        cut_crops, cut_labels = segmented_crops(codeset)
+        return np.concatenate([true_crops, cut_crops]), np.concatenate([true_labels, cut_labels])
 
     return cached_digits(Path(cache_dir) / f"train-digits-{source_tag(*NORMALISER)}-{cache_name(n_codes, seed)}", make)
 

@@ -135,7 +135,8 @@ def test_the_best_recipe_trains_on_two_devices_as_on_one(repo_root, tmp_path):
     MNIST-only fine-tune from the first stage's model: both stages the same on 2 devices as on 1. 601 images
     at the fine-tune's batch 200 end with a padded batch of 1."""
     flags = ("--framework", "keras", "--recipe", "best", "--epochs", "1", "--limit-train", "601", "--code-digits", "20",
-             "--printed-digits", "51", "--style-digits", "0", "--finetune-style-digits", "0", "--finetune-epochs", "1", "--precision", "float64", "--record-steps", "--no-progress")
+             "--printed-digits", "51", "--style-digits", "0", "--finetune-epochs", "1", "--finetune-batch-size", "200",
+             "--precision", "float64", "--record-steps", "--no-progress")
     finish(start(repo_root, "tensorflow", tmp_path / "one", *flags))  # one after the other: the digits and the
     stdout = finish(start(repo_root, "tensorflow", tmp_path / "two", *flags, "--devices", "2"))  # augmentation keep a core busy
     assert stdout.count("on cpu x2 (tensorflow, MirroredStrategy)") == 2  # both stages

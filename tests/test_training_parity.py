@@ -66,7 +66,7 @@ def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root,
         done = subprocess.run(
             [sys.executable, "scripts/train.py", "--framework", framework, "--recipe", "best", "--epochs", "2",
              "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--style-digits", "60",
-             "--finetune-style-digits", "30", "--finetune-epochs", "1",
+             "--finetune-style-digits", "30", "--finetune-epochs", "1", "--finetune-batch-size", "200",
              "--precision", "float64", "--record-steps", "--no-progress", "--devices", devices, "--out", str(out)],
             cwd=repo_root, capture_output=True, text=True, timeout=600,
         )

@@ -105,5 +105,5 @@ def make_style_digits(n: int, seed: int = STYLE_SEED, *, workers: int | None = N
 
 def style_digits(n: int, seed: int = STYLE_SEED, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
     """`make_style_digits(n, seed)`, cached as .npz."""
-    tag = source_tag(*NORMALISER, "parity.codes.stress")
+    tag = source_tag(*NORMALISER, "parity.codes.stress", "parity.codes.stress_splits")
     return cached_digits(Path(cache_dir) / f"style-digits-n{n}-seed{seed}-{tag}.npz", lambda: make_style_digits(n, seed))

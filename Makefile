@@ -58,6 +58,8 @@ best-validation:  ## validation scores of runs/best-* (and of a first stage, run
 
 best-test:  ## the test sets, scored ONCE, after every choice was made on validation sets (runs/best-*/test.json)
 	for run in runs/best-torch runs/best-keras; do \
+	  if [ -e $$run/test.json ]; then echo "error: $$run/test.json exists: its test sets were scored once already (delete it to score them again)" >&2; exit 1; fi; done
+	for run in runs/best-torch runs/best-keras; do \
 	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
 	  $(PY) scripts/codes.py eval --model $$model $(TEST_SETS) --json $$run/test.json || exit 1; done
 

@@ -267,7 +267,7 @@ def test_style_digits_are_the_train_split_normalised_and_cached(tmp_path: Path) 
 def test_caches_are_keyed_by_the_normaliser_source() -> None:
     tag = training.source_tag(*training.NORMALISER)
     assert len(tag) == 10 and tag != training.source_tag(*training.NORMALISER[:2])
-    assert training.source_tag(*training.NORMALISER, "parity.codes.stress", "parity.codes.stress_splits") != tag
+    assert training.source_tag(*training.STYLE_SOURCES) != tag
 
 
 def test_training_digits_are_true_box_then_segmented_crops(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ def source_tag(*modules: str) -> str:
 
 
 NORMALISER = ("parity.codes.grayscale", "parity.codes.normalize", "parity.codes.cleanup")
+STYLE_SOURCES = NORMALISER + ("parity.codes.stress", "parity.codes.stress_splits")  # what makes a style digit
 
 
 def cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -105,5 +106,4 @@ def make_style_digits(n: int, seed: int = STYLE_SEED, *, workers: int | None = N
 
 def style_digits(n: int, seed: int = STYLE_SEED, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
     """`make_style_digits(n, seed)`, cached as .npz."""
-    tag = source_tag(*NORMALISER, "parity.codes.stress", "parity.codes.stress_splits")
-    return cached_digits(Path(cache_dir) / f"style-digits-n{n}-seed{seed}-{tag}.npz", lambda: make_style_digits(n, seed))
+    return cached_digits(Path(cache_dir) / f"style-digits-n{n}-seed{seed}-{source_tag(*STYLE_SOURCES)}.npz", lambda: make_style_digits(n, seed))

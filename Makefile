@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,15 @@ best-test:  ## the test sets, scored ONCE, after every choice was made on valida
 	for run in runs/best-torch runs/best-keras; do \
 	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
 	  $(PY) scripts/codes.py eval --model $$model $(TEST_SETS) --json $$run/test.json || exit 1; done
+
+# Reading codes by cut variants (parity/codes/cuts.py) was chosen after best-test, on the validation codes
+# (scripts/tune_cuts.py): its test is codes of a fresh seed, 91, scored ONCE (runs/best-*/test-cuts.json).
+best-test-cuts:  ## codes of the fresh seed 91, read by cut variants, scored ONCE (runs/best-*/test-cuts.json)
+	for run in runs/best-torch runs/best-keras; do \
+	  if [ -e $$run/test-cuts.json ]; then echo "error: $$run/test-cuts.json exists: seed 91 was scored once already (delete it to score it again)" >&2; exit 1; fi; done
+	for run in runs/best-torch runs/best-keras; do \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
+	  $(PY) scripts/codes.py eval --model $$model --n 1000 --seed 91 --json $$run/test-cuts.json || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

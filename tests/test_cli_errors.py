@@ -156,6 +156,17 @@ ROWS: list[Row] = [
     Row("train_parity.py", ("--out", "{file}"), 1, "is a file, not a folder"),
     Row("train_parity.py", ("--out", "{readonly}/sub"), 1, "Permission denied", unprivileged=True),
     Row("train_parity.py", ("--data-dir", "{empty}"), 1, "lacks the MNIST files"),
+    # ---------------------------------------------------------------------------------- tune_cuts.py
+    *flag_rows("tune_cuts.py", [
+        (["--seeds", "77"], "--seeds 77 is a test or development seed"),
+        (["--seeds", "21", "91"], "--seeds 91 is a test or development seed"),
+        (["--shifts", "3,x"], "argument --shifts: '3,x': give positive whole pixels"),
+        (["--shifts", "0,3"], "argument --shifts"),
+        (["--margins", "-0.1"], "argument --margins"),
+        (["--margins", "nan"], "argument --margins"),
+        (["--n", "0"], "argument --n"),
+    ], prefix=("--model", "{junk_ckpt}")),
+    *flag_rows("tune_cuts.py", [(["--model", "{file}"], "unknown model format"), ([], "the following arguments are required: --model")]),
     # --------------------------------------------------------------- python -m parity.data.mnist (data)
     Row("-m parity.data.mnist", ("--data-folder", "x"), 2, "unrecognized arguments"),
     Row("-m parity.data.mnist", ("--data-dir", "{nowhere}"), 1, "does not exist"),
@@ -199,6 +210,8 @@ def places():
              "readonly": root / "readonly", "locked": root / "locked", "fresh": root / "fresh-run",
              "scratch": root / "scratch-run"}
     paths["file"].write_text("not a folder\n")
+    paths["junk_ckpt"] = root / "junk.ckpt"  # a model file by its name; never read by a row that stops at its flags
+    paths["junk_ckpt"].write_text("not a checkpoint\n")
     paths["empty"].mkdir()
     paths["readonly"].mkdir(mode=0o555)
     paths["readonly"].chmod(0o555)  # mkdir's mode is masked by the umask
@@ -276,7 +289,7 @@ def test_an_ordinary_mistake_is_one_line_and_the_right_exit_code(repo_root, plac
         assert seconds < PARSE_SECONDS, f"{seconds:.2f} s: a framework imported before parsing?"
 
 
-@pytest.mark.parametrize("script", ["train.py", "compare.py", "bench.py", "train_parity.py"])
+@pytest.mark.parametrize("script", ["train.py", "compare.py", "bench.py", "train_parity.py", "tune_cuts.py"])
 def test_a_bad_flag_imports_no_framework(repo_root, script):
     """A parse error ends the process before torch, TensorFlow, Keras, Lightning or JAX is imported."""
     code = (

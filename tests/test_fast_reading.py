@@ -358,6 +358,30 @@ def test_reader_pool_keeps_order_and_reports_a_dead_or_failing_worker():
         list(pool.imap(signal.raise_signal, [0, 0, signal.SIGKILL, 0], 1))
 
 
+def big_result(item: np.ndarray) -> np.ndarray:
+    """Far more back than a pipe's buffer holds (64 KiB), as a chunk of codes' cut variants is."""
+    return np.full(300_000, item[0], dtype=np.uint8)
+
+
+def test_reader_pool_passes_chunks_and_results_larger_than_a_pipe_holds():
+    """A chunk bigger than a pipe's buffer goes out while the worker is sending a result bigger than one: the
+    worker drains its task pipe in a thread, so neither end waits on the other for ever (it did, before)."""
+    items = [np.full(100_000, i, dtype=np.uint8) for i in range(12)]
+
+    def stuck(signum, frame):
+        raise TimeoutError("the pool deadlocked on large messages")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(120)
+    try:
+        with ReaderPool(2) as pool:
+            out = list(pool.imap(big_result, items, 4))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [len(r) for r in out] == [300_000] * 12 and [int(r[-1]) for r in out] == list(range(12))
+
+
 # ==================================================================================================
 # The normaliser as it was before the speed-up (parity/codes/normalize.py, grayscale._to_gray and
 # segment.segment_code), frozen here as the oracle of the test above. Only names were changed.

@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 from parity.codes.generate import generate_codes
-from parity.codes.reading import code_digits, read_digit
+from parity.codes.cuts import read_code
+from parity.codes.reading import read_digit
 from parity.data.mnist import load_mnist
 from parity.frameworks.predictor import load_classifier
 
@@ -160,7 +161,7 @@ def test_solve_and_eval_read_codes_with_onnxruntime_alone(repo_root, trained_wei
         paths.append(tmp_path / f"{i}-{codes.codes[i]}.png")
         Image.fromarray(image).save(paths[-1])
     classify = load_classifier_from(trained_weights)
-    expected = ["".join(str(d) for d in classify(code_digits(image)).argmax(1)) for image in codes.images]
+    expected = [read_code(image, classify) for image in codes.images]
 
     done, stderr = lean(repo_root, "codes.py", "solve", "--model", onnx_files["lenet5"], *paths)
     assert done.returncode == 0 and stderr == "", stderr

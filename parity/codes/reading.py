@@ -1,11 +1,12 @@
 """One image -> its MNIST-style digits and the start of its output row: the work a reader process does.
 
 scripts/predict.py reads one digit per file (`read_digit`), scripts/codes.py solve one code per file
-(`read_code`) and eval codes and digits held in memory (`code_digits`, `mnist_digit`). Each returns a `Read`:
+(`read_code`) and eval codes and digits held in memory (`cut_candidates`, `mnist_digit`). Each returns a `Read`:
 the row as far as the image alone decides it (path, a note about extra frames, the error of an unreadable
 file or of an image with no digit), the uint8 (k, 28, 28) digits the model is to classify, and whether the
 file counts as read. The model's part (digit, confidence, code) is filled in by `name_digit` / `name_code`,
-once `classify_in_batches` has run the digits of many reads through the model in one call.
+once `classify_in_batches` has run the digits of many reads through the model in one call. A code's digits
+come as every cut variant of parity.codes.cuts gives them, and `name_code` reads the variant `choose_cut` picks.
 
 These functions are what the reader processes of parity.codes.workers run, so they are module-level (a
 pool started by forkserver finds them by name) and they never raise for a bad image: every failure of the
@@ -21,8 +22,8 @@ import numpy as np
 
 from parity.codes.errors import NoDigit, UnreadableImage
 from parity.codes.imagefile import read_picture
-from parity.codes.normalize import to_mnist, to_mnist_batch
-from parity.codes.segment import segment_code
+from parity.codes.cuts import CUT_SHIFTS, choose_cut, code_candidates
+from parity.codes.normalize import to_mnist
 
 NOT_FINITE = "the model's output is not finite (NaN or infinity), so it names no digit"
 
@@ -32,6 +33,7 @@ class Read:
     row: dict  # the output row so far; its answer (digit / code) None until the model's part is filled in
     digits: np.ndarray | None  # uint8 (k, 28, 28) to classify; None when the image gave none
     ok: bool  # the file was read (an image with no digit in it counts: that is an answer about it)
+    candidates: int = 1  # the digits are this many equal groups (a code's cut variants), one of which is read
 
 
 def plain_digit(image) -> np.ndarray:
@@ -47,7 +49,8 @@ def plain_digit(image) -> np.ndarray:
 
 def _read_file(path, row: dict, digits_of: Callable, no_digit: str = "{}") -> Read:
     """Read the image at `path` into `row` (its note about extra frames, or the error of an unreadable file),
-    then `digits_of(image)`; a NoDigit from it is the row's error, formatted by `no_digit`."""
+    then `digits_of(image)` (uint8 (k, 28, 28), or (groups, k, 28, 28) for cut variants); a NoDigit from it is
+    the row's error, formatted by `no_digit`."""
     try:
         picture = read_picture(path)
     except UnreadableImage as error:
@@ -58,6 +61,8 @@ def _read_file(path, row: dict, digits_of: Callable, no_digit: str = "{}") -> Re
         digits = digits_of(picture.image)
     except NoDigit as error:  # read, but no digit in it: an answer, not a failure
         return Read({**row, "error": no_digit.format(error)}, None, True)
+    if digits.ndim == 4:
+        return Read(row, digits.reshape(-1, *digits.shape[2:]), True, candidates=len(digits))
     return Read(row, digits, True)
 
 
@@ -81,7 +86,7 @@ def name_digit(read: Read, probabilities: np.ndarray | None) -> tuple[dict, bool
 
 def read_code(path, n_digits: int = 4) -> Read:
     """codes.py solve's row for one file: {"path", "code": None[, "note"][, "error"]}."""
-    return _read_file(path, {"path": str(path), "code": None}, lambda image: to_mnist_batch(segment_code(image, n_digits)),
+    return _read_file(path, {"path": str(path), "code": None}, lambda image: code_candidates(image, n_digits),
                       no_digit=f"no {n_digits}-digit code found: {{}}")
 
 
@@ -94,19 +99,28 @@ def digits_read(probabilities: np.ndarray) -> str | None:
 
 
 def name_code(read: Read, probabilities: np.ndarray | None) -> tuple[dict, bool]:
-    """(the finished row, whether the file was read and classified), given its digits' (k, 10) probabilities."""
+    """(the finished row, whether the file was read and classified), given its digits' (k, 10) probabilities
+    (every cut variant's: the one `choose_cut` picks is read)."""
     if read.digits is None:
         return read.row, read.ok
-    code = digits_read(probabilities)
+    code = digits_read(chosen_cut(probabilities, read.candidates))
     if code is None:
         return {**read.row, "error": NOT_FINITE}, False
     return {**read.row, "code": code}, True
 
 
-def code_digits(image, n_digits: int = 4) -> np.ndarray | None:
-    """A code image held in memory -> its n_digits MNIST-style digits, or None if it cannot be cut into them."""
+def chosen_cut(probabilities: np.ndarray, candidates: int) -> np.ndarray:
+    """The (n_digits, 10) rows of the cut variant `choose_cut` picks from all variants' (candidates * n_digits, 10)."""
+    probabilities = np.asarray(probabilities)
+    grouped = probabilities.reshape(candidates, -1, probabilities.shape[-1])
+    return grouped[choose_cut(grouped)]
+
+
+def cut_candidates(image, n_digits: int = 4, shifts: tuple[int, ...] = CUT_SHIFTS) -> np.ndarray | None:
+    """A code image held in memory -> uint8 (k, n_digits, 28, 28), its MNIST-style digits as each of k cut
+    variants gives them (parity.codes.cuts), or None if it cannot be cut into n_digits readable digits."""
     try:
-        return to_mnist_batch(segment_code(image, n_digits))
+        return code_candidates(image, n_digits, shifts)
     except NoDigit:
         return None
 

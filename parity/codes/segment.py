@@ -1,9 +1,8 @@
-"""Reading a code without ground truth: cut its ink into digits, normalise each, classify them."""
+"""Cutting a code without ground truth: its ink into digits by the column profile (parity.codes.cuts reads it)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -11,7 +10,7 @@ from PIL import Image
 from parity.codes.crops import box_crop, stack_digits
 from parity.codes.generate import CodeSet
 from parity.codes.grayscale import NoDigit, load_image
-from parity.codes.normalize import gray_ink_map, to_mnist, to_mnist_batch
+from parity.codes.normalize import gray_ink_map, to_mnist
 
 
 def _column_pieces(profile: np.ndarray, n: int) -> list[tuple[int, int]]:
@@ -100,20 +99,10 @@ def segment_code(image: np.ndarray | Image.Image | str | os.PathLike, n_digits: 
     return [_gray_crop(gray, box) for box in _gray_boxes(gray, n_digits)]
 
 
-def read_code(
-    image: np.ndarray | Image.Image | str | os.PathLike,
-    classify: Callable[[np.ndarray], np.ndarray],
-    n_digits: int = 4,
-) -> str:
-    """Segment, normalise to MNIST style and classify: the code as a string of n_digits digits.
-    `classify` takes uint8 (k, 28, 28) crops and returns k digits. Raises NoDigit if unreadable."""
-    crops = to_mnist_batch(segment_code(image, n_digits))
-    return "".join(str(int(d)) for d in np.asarray(classify(crops)).reshape(-1))
-
-
 def segmented_crops(codeset: CodeSet) -> tuple[np.ndarray, np.ndarray]:
-    """Crops as `read_code` makes them (segmentation, not ground truth), labelled by position; a piece
-    whose centre misses the true box of its position is left out, so no label is wrong."""
+    """Crops as the ink profile cuts them (`segment_code`; the first of parity.codes.cuts' variants, not ground
+    truth), labelled by position; a piece whose centre misses the true box of its position is left out, so no
+    label is wrong."""
     crops, labels = [], []
     for image, code, true_boxes in zip(codeset.images, codeset.codes, codeset.boxes):
         gray = load_image(image)

@@ -1,10 +1,11 @@
 """The digit sets the `best` recipe mixes into MNIST, made once and cached as .npz in data/codes/.
 
 Cache names: code sets as `generate.cache_name` (pictures, not normalised); their digits as
-`train-digits-<norm tag>-<that name>`, printed digits as `printed-digits-n<n>-seed<seed>-<fonts tag>-<norm tag>.npz`,
+`train-digits-<cut tag>-<that name>`, printed digits as `printed-digits-n<n>-seed<seed>-<fonts tag>-<norm tag>.npz`,
 style digits as `style-digits-n<n>-seed<seed>-<style tag>.npz`. The tags are sha1s (10 hex) of the source of
 what makes the digits: the normaliser's modules (a change to a step that alters training digits then makes
-them anew, instead of training on stale ones), and for style digits the stress generator's too.
+them anew, instead of training on stale ones), for code digits the cutter's (crops, segment) too, and for
+style digits the stress generator's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def source_tag(*modules: str) -> str:
 
 NORMALISER = ("parity.codes.grayscale", "parity.codes.normalize", "parity.codes.cleanup")
 STYLE_SOURCES = NORMALISER + ("parity.codes.stress", "parity.codes.stress_splits")  # what makes a style digit
+CODE_DIGIT_SOURCES = NORMALISER + ("parity.codes.crops", "parity.codes.segment")  # what cuts a code's digits
 
 
 def cached_digits(path: Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +66,7 @@ def training_digits(n_codes: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str
         cut_crops, cut_labels = segmented_crops(codeset)
         return np.concatenate([true_crops, cut_crops]), np.concatenate([true_labels, cut_labels])
 
-    return cached_digits(Path(cache_dir) / f"train-digits-{source_tag(*NORMALISER)}-{cache_name(n_codes, seed)}", make)
+    return cached_digits(Path(cache_dir) / f"train-digits-{source_tag(*CODE_DIGIT_SOURCES)}-{cache_name(n_codes, seed)}", make)
 
 
 def printed_digits(n: int, seed: int = TRAIN_SEED_BASE, *, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,9 @@
 
 `ReaderPool(workers)` starts `workers` processes at once; `pool.imap(function, items, chunksize)` sends them
 the items a chunk at a time and yields `function(item)` for each item in input order, as soon as the
-results before it are in, so a caller can stream its output. The function and its results are pickled:
-keep them small (a path in, a few 28x28 digits out).
+results before it are in, so a caller can stream its output. The function and its results are pickled
+through pipes; a worker drains its task pipe in a thread of its own, so a chunk or a result larger than a
+pipe's buffer (whole images in, a code's cut variants out) cannot leave both ends waiting on each other.
 
 Why this and not multiprocessing.Pool: a worker killed by the system (the OOM killer, a crash in a C
 decoder) makes Pool.imap wait forever, and its task feeder reads ahead without bound. Here a dead worker
@@ -25,8 +26,10 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
@@ -58,12 +61,11 @@ def _serve(tasks, results, inherited) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent across the fork
     for connection in inherited:  # the main process's ends of the pipes: only it may hold them open
         connection.close()
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_receive_tasks, args=(tasks, inbox), daemon=True).start()
     while True:
-        try:
-            message = tasks.recv()
-        except (EOFError, OSError):  # the main process is gone
-            return
-        if message is None:
+        message = inbox.get()
+        if message is None:  # the end, or the main process is gone
             return
         chunk, function, items = message
         try:
@@ -76,6 +78,20 @@ def _serve(tasks, results, inherited) -> None:
             return
         except Exception as error:  # noqa: BLE001 -- a result that cannot be pickled: a bug, reported as one
             results.send((chunk, None, " ".join(f"cannot send the result: {type(error).__name__}: {error}".split())[:500]))
+
+
+def _receive_tasks(tasks, inbox: queue.SimpleQueue) -> None:
+    """A worker's task pipe, drained as messages come (at most two are held: one running, one waiting). A
+    message bigger than the pipe's buffer (a chunk of large images) would otherwise leave the main process
+    blocked in send while the worker is blocked sending a large result that the main process is not reading."""
+    while True:
+        try:
+            message = tasks.recv()
+        except (EOFError, OSError):  # the main process is gone
+            message = None
+        inbox.put(message)
+        if message is None:
+            return
 
 
 class _Worker:

@@ -3,7 +3,7 @@
 `segment_boxes` cuts a code's ink into digits by its column profile alone. Where two digits overlap (the
 `captcha` package draws them so), the cut at the thinnest joint can fall a few pixels off, and one crop
 then holds a slice of its neighbour: on the validation codes (seeds 21 and 22) the classifier reads 99.7% of
-the digits in their true boxes but 98.8% of those cut by the profile. So each cut between two touching
+the digits in their true boxes but 98.75-98.95% of those cut by the profile. So each cut between two touching
 pieces is also tried `CUT_SHIFTS` pixels to either side (one cut at a time), every variant's crops are
 normalised, and the model reads them all; the variant whose digits it is surest of, summed as log
 confidences, is the reading, but it replaces the profile's own cut only when it is surer by `SWITCH_MARGIN`
@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from parity.codes.grayscale import NoDigit, load_image
-from parity.codes.normalize import gray_ink_map, to_mnist
-from parity.codes.segment import _column_pieces, _gray_crop
+from parity.codes.normalize import to_mnist
+from parity.codes.segment import _column_pieces, _gray_crop, code_ink, piece_box
 
 CUT_SHIFTS = (3, 6)  # px at the working scale (a 160x60 code is cut at its own size)
 SWITCH_MARGIN = 0.05  # natural log: the variant's digits jointly at least ~5% surer than the profile's cut's
@@ -53,16 +53,13 @@ def code_candidates(image: np.ndarray | Image.Image | str | os.PathLike, n_digit
     profile's own cut (`segment_code`'s crops) first; a variant with a piece the normaliser finds no digit in
     is left out. Raises NoDigit if the image cannot be cut into n_digits readable digits at all."""
     gray = load_image(image)
-    ink, scale = gray_ink_map(gray, keep_fraction=0.03, edge_fraction=0.0)
+    ink, scale = code_ink(gray)
     digits: dict[tuple[int, int], np.ndarray | None] = {}  # a piece shared by variants is normalised once
 
     def digit(x0: int, x1: int) -> np.ndarray | None:
         if (x0, x1) not in digits:
-            rows = np.flatnonzero(ink[:, x0:x1].any(axis=1))
-            box = np.array([x0, rows[0], x1, rows[-1] + 1]) / scale  # segment._gray_boxes' box of the piece
-            box = np.array([np.floor(box[0]), np.floor(box[1]), np.ceil(box[2]), np.ceil(box[3])], dtype=np.int64)
             try:
-                digits[(x0, x1)] = to_mnist(_gray_crop(gray, box))
+                digits[(x0, x1)] = to_mnist(_gray_crop(gray, piece_box(ink, scale, x0, x1)))
             except NoDigit:
                 digits[(x0, x1)] = None
         return digits[(x0, x1)]

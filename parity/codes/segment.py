@@ -77,13 +77,20 @@ def segment_boxes(image: np.ndarray | Image.Image | str | os.PathLike, n_digits:
 
 def _gray_boxes(gray: np.ndarray, n_digits: int) -> np.ndarray:
     """`segment_boxes` of what load_image gave, without reading it again."""
-    ink, scale = gray_ink_map(gray, keep_fraction=0.03, edge_fraction=0.0)
-    boxes = []
-    for x0, x1 in _column_pieces(ink.sum(axis=0), n_digits):
-        rows = np.flatnonzero(ink[:, x0:x1].any(axis=1))
-        box = np.array([x0, rows[0], x1, rows[-1] + 1]) / scale
-        boxes.append([np.floor(box[0]), np.floor(box[1]), np.ceil(box[2]), np.ceil(box[3])])
-    return np.array(boxes, dtype=np.int64)
+    ink, scale = code_ink(gray)
+    return np.array([piece_box(ink, scale, x0, x1) for x0, x1 in _column_pieces(ink.sum(axis=0), n_digits)])
+
+
+def code_ink(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """A whole code's cleaned ink and its scale (`gray_ink_map` keeping small pieces and those at the edge)."""
+    return gray_ink_map(gray, keep_fraction=0.03, edge_fraction=0.0)
+
+
+def piece_box(ink: np.ndarray, scale: float, x0: int, x1: int) -> np.ndarray:
+    """int64 (x0, y0, x1, y1) in the image's pixels: ink columns [x0, x1) and the rows they hold ink in."""
+    rows = np.flatnonzero(ink[:, x0:x1].any(axis=1))
+    box = np.array([x0, rows[0], x1, rows[-1] + 1]) / scale
+    return np.array([np.floor(box[0]), np.floor(box[1]), np.ceil(box[2]), np.ceil(box[3])], dtype=np.int64)
 
 
 def _gray_crop(gray: np.ndarray, box: np.ndarray) -> np.ndarray:

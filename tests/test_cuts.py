@@ -97,3 +97,5 @@ def test_read_code_reads_the_variant_the_model_is_surest_of(codes):
         return confident([5] * len(batch), 0.5)
 
     assert read_code(image, unsure) == "5555"
+    with pytest.raises(ValueError, match="not finite"):
+        read_code(image, lambda batch: np.full((len(batch), 10), np.nan))

@@ -93,7 +93,11 @@ def read_code(
     n_digits: int = 4,
 ) -> str:
     """Cut, normalise and classify a code: its n_digits digits as a string. `classify` takes uint8 (k, 28, 28)
-    digits and returns (k, 10) probabilities. Raises NoDigit if unreadable."""
+    digits and returns (k, 10) probabilities. Raises NoDigit if unreadable, ValueError if the model's output
+    for the chosen cut is not finite (no made-up digits)."""
     candidates = code_candidates(image, n_digits)
     probabilities = np.asarray(classify(candidates.reshape(-1, 28, 28))).reshape(len(candidates), n_digits, -1)
-    return "".join(str(int(d)) for d in probabilities[choose_cut(probabilities)].argmax(axis=1))
+    chosen = probabilities[choose_cut(probabilities)]
+    if not np.isfinite(chosen).all():
+        raise ValueError("the model's output is not finite (NaN or infinity), so it names no digit")
+    return "".join(str(int(d)) for d in chosen.argmax(axis=1))

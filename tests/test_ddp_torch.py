@@ -123,8 +123,8 @@ def test_interrupted_ddp_run_resumes_to_the_same_training(repo_root, tmp_path, o
                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and run.poll() is None:
-        try:
-            if len(metrics(out)["history"]) >= 1:
+        try:  # the first epoch is done when both are written: metrics.json first, then its checkpoint
+            if len(metrics(out)["history"]) >= 1 and (out / "checkpoints" / "last.ckpt").is_file():
                 break
         except (OSError, ValueError):
             pass

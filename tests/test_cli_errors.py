@@ -167,6 +167,12 @@ ROWS: list[Row] = [
         (["--n", "0"], "argument --n"),
     ], prefix=("--model", "{junk_ckpt}")),
     *flag_rows("tune_cuts.py", [(["--model", "{file}"], "unknown model format"), ([], "the following arguments are required: --model")]),
+    # ------------------------------------------------------------------------------ cleanup_steps.py
+    *flag_rows("cleanup_steps.py", [
+        (["--without", "bogus"], "argument --without: invalid choice: 'bogus'"),
+        (["--n", "-1"], "argument --n"),
+        (["--stress-seeds", "x"], "argument --stress-seeds"),
+    ]),
     # --------------------------------------------------------------- python -m parity.data.mnist (data)
     Row("-m parity.data.mnist", ("--data-folder", "x"), 2, "unrecognized arguments"),
     Row("-m parity.data.mnist", ("--data-dir", "{nowhere}"), 1, "does not exist"),
@@ -289,7 +295,7 @@ def test_an_ordinary_mistake_is_one_line_and_the_right_exit_code(repo_root, plac
         assert seconds < PARSE_SECONDS, f"{seconds:.2f} s: a framework imported before parsing?"
 
 
-@pytest.mark.parametrize("script", ["train.py", "compare.py", "bench.py", "train_parity.py", "tune_cuts.py"])
+@pytest.mark.parametrize("script", ["train.py", "compare.py", "bench.py", "train_parity.py", "tune_cuts.py", "cleanup_steps.py"])
 def test_a_bad_flag_imports_no_framework(repo_root, script):
     """A parse error ends the process before torch, TensorFlow, Keras, Lightning or JAX is imported."""
     code = (

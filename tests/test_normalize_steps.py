@@ -341,3 +341,25 @@ def test_plain_digits_have_no_grid_and_no_crossing_curves(font, pad):
         out = to_mnist(image, trace=trace)
         assert trace == [], (label, trace)
         assert np.array_equal(out, to_mnist(image, cleanup=False))
+
+
+def test_cleanup_steps_counts_each_step_per_class_and_switches_one_off(repo_root):
+    """scripts/cleanup_steps.py: the grid step fires on grid digits of the validation split (63 of 77 on seed 31,
+    README), and `--without remove_grid` leaves no grid row; every count is out of the class's digits."""
+    import subprocess
+    import sys
+
+    def table(*extra: str) -> dict[tuple[str, str], str]:
+        done = subprocess.run([sys.executable, "scripts/cleanup_steps.py", "--n", "130", "--stress-seeds", "31",
+                               "--code-seeds", *extra], cwd=repo_root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        rows = [line.strip("|").split("|") for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+        return {(case.strip(), step.strip()): count.strip() for case, step, count in rows[1:]}
+
+    counts = table()
+    fired, of = counts["grid", "grid"].split(" / ")
+    assert of == "10" and 5 <= int(fired) <= 10  # 10 grid digits among 130; the step finds most
+    assert ("halftone", "halftone") in counts
+    assert all(count.split(" / ")[1] == "10" for count in counts.values())
+    without = table("--without", "remove_grid")
+    assert ("grid", "grid") not in without and without["halftone", "halftone"] == counts["halftone", "halftone"]

@@ -45,6 +45,20 @@ def fail(message: str, code: int = 1):
     sys.exit(code)
 
 
+def run(main: typing.Callable[[], int]) -> typing.NoReturn:
+    """A script's entry: exit with main()'s status. Ctrl-C ends in "interrupted" and 130 (a reader pool's
+    processes ignore it; leaving main's `with` has ended them); a reader of the output that left (`| head`)
+    ends it quietly, with 1 and without a second error as Python exits."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
 def quiet_frameworks() -> None:
     """Keep TensorFlow's C++ start-up chatter out of the output; set before TensorFlow is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -13,8 +13,6 @@ Validation seeds by default; prints a Markdown table, a column per seed.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import Counter
 
 from parity import cli
@@ -91,11 +89,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:  # the reader of the table left (e.g. `| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    cli.run(main)

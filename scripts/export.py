@@ -24,8 +24,6 @@ Exit codes: 0 done (and --check passed); 1 a bad model file, an unwritable OUT, 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 from parity import cli
@@ -185,11 +183,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:  # the reader left (e.g. `| head`): stop quietly, without a second error at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    cli.run(main)

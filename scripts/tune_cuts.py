@@ -14,8 +14,6 @@ cut. For validation seeds only: a choice made here must be checked on a fresh te
 
 from __future__ import annotations
 
-import os
-import sys
 from functools import partial
 
 from parity import cli
@@ -101,11 +99,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the reader processes ignore it; leaving main's `with` has ended them
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:  # the reader of the table left (e.g. `| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    cli.run(main)

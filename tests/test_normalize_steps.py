@@ -3,9 +3,7 @@
 - hollow (outline) glyphs: the body of an outlined 8, 4 and 1 is filled back to the solid glyph while the
   8's and 4's counters stay empty (and to_mnist reads the outlined 8 and 4 like the solid ones); a solid 8 and the printed 0/6/8/9 of two fonts are left alone.
 - halftone glyphs: a lattice of dots is found with its spacing and merged back into a connected glyph close to
-  the clean rendering; specks around a solid digit are no lattice. Dots 4 px apart on diagonal and hexagonal
-  lattices, merged so that the blob test misses them, are found by the autocorrelation instead; parallel stripes,
-  a bar and a plain 8 have no periodic spacing.
+  the clean rendering; specks around a solid digit are no lattice.
 - a picture drawn in one colour with the image in its alpha (a grid behind a 7) is read, not blank (load_image).
 - crossing lines: a straight line across the whole picture (0.4-0.6 of the stroke width, four angles, three fonts)
   is cut out where it runs alone, the digit kept, and to_mnist reads much closer to the clean digit; the long
@@ -144,41 +142,6 @@ def test_a_halftone_digit_becomes_one_connected_glyph(label):
     before = to_mnist(dots, cleanup=False)  # the speck removal keeps a few dots of it
     reference = to_mnist(clean)
     assert iou(read, reference) > 0.6 and iou(read, reference) > iou(before, reference) + 0.1
-
-
-@pytest.mark.parametrize("lattice", ["diagonal", "hexagonal"])
-@pytest.mark.parametrize("label", [3, 8])
-def test_merged_halftone_dots_are_found_by_their_autocorrelation(label, lattice):
-    """Dots 4 px apart on a diagonal or hexagonal lattice merge into larger blobs: the blob test misses them."""
-    alpha = glyph("pillow:aileron", label, 80, np.random.default_rng(0), bold=0.04)
-    dots = _halftone(alpha, 4.0, diagonal=lattice == "diagonal", hexagonal=lattice == "hexagonal")
-    page = lambda a: np.pad(np.round(250 - 230 * a).astype(np.uint8), 10, constant_values=250)  # noqa: E731
-    gray = 1 - load_image(page(dots))
-    labels, _ = ndimage.label(gray > 0.5, structure=np.ones((3, 3)))
-    assert cleanup.lattice_period(labels, np.bincount(labels.ravel())[1:]) is None
-    spacing = cleanup.periodic_spacing(gray)
-    # the nearest neighbours: 4/sqrt(2)*sqrt(2) = 4 apart on the diagonal lattice, 4*sqrt(3)/2 on the hexagonal one
-    assert spacing is not None and 3.0 <= spacing <= 6.0
-    trace = []
-    read = to_mnist(page(dots), trace=trace)
-    assert trace == ["halftone"]
-    reference = to_mnist(page(alpha))
-    assert iou(read, reference) > 0.6 and iou(read, reference) > iou(to_mnist(page(dots), cleanup=False), reference)
-
-
-@pytest.mark.parametrize("period", [5, 8, 12])
-def test_parallel_stripes_and_solid_strokes_have_no_periodic_spacing(period):
-    """Stripes repeat in one direction only; a solid bar and a plain digit do not repeat at all."""
-    stripes = np.zeros((80, 80), np.float32)
-    stripes[:, ::period] = 1
-    stripes[:, 1::period] = 1
-    assert cleanup.periodic_spacing(stripes) is None
-    assert cleanup.periodic_spacing(stripes.T) is None
-    bar = np.zeros((80, 80), np.float32)
-    bar[10:70, 35:45] = 1
-    assert cleanup.periodic_spacing(bar) is None
-    digit = glyph("pillow:aileron", 8, 60, np.random.default_rng(1))
-    assert cleanup.periodic_spacing(np.pad(digit, 10).astype(np.float32)) is None
 
 
 def test_specks_around_a_solid_digit_are_no_lattice():

@@ -4,10 +4,6 @@
   removal would drop most of them. Found, the gray image is averaged over squares about one spacing wide
   (twice), which turns each dot back into its cell's tone, so the dots merge into strokes before the
   threshold is set again.
-- `periodic_spacing`: where the dots are so close that they merge into larger blobs (a diagonal or hexagonal
-  lattice 4 px apart), the blob test finds no lattice. The image's autocorrelation still does: a peak 2.5-14 px
-  out, with a dip before it and a repeat at twice the lag, in two directions at least 40 degrees apart and of
-  lags within 1.5x. Straight strokes and parallel lines repeat in one direction only; the grid step runs first.
 - `fill_hollow`: an outline glyph is its contour alone, two thin parallel lines the reader takes for loops.
   A hole in the ink is the glyph's body (to fill) if it lies one thin ring in from the outside, is much
   wider than the ring and long like a stroke; a counter of 0/6/8/9 lies inside the body (outline glyph)
@@ -342,45 +338,4 @@ def remove_grid(g: np.ndarray) -> np.ndarray | None:
         if len(_border_runs(opened > GRID_LEVEL)) <= GRID_LEFT_RUNS:
             top = float(opened.max())
             return (opened / top).astype(np.float32) if top > 0 else None
-    return None
-
-
-# Chosen on the stress validation splits (seeds 31, 32) with the `best` models: the halftone step fired on
-# 64 / 61 of 77 halftone digits, against 52 / 49 by the blob test alone, and on 2 grid digits.
-AC_MIN, AC_MAX = 2.5, 14  # a lattice spacing in this range, px
-AC_PEAK = 0.35  # the peak's autocorrelation, of the zero lag's
-AC_DIP = 0.15  # at least this much lower somewhere between the zero lag and the peak: not one stroke's breadth
-
-
-def periodic_spacing(g: np.ndarray) -> float | None:
-    """The lattice spacing of g by its autocorrelation: peaks (with a dip before them and a repeat at twice the
-    lag) in two directions at least 40 degrees apart, of similar lag. None if there is none."""
-    h, w = g.shape
-    r_max = AC_MAX + 1
-    size = (h + 2 * r_max + 1, w + 2 * r_max + 1)
-    ac = np.fft.irfft2(np.abs(np.fft.rfft2(g.astype(np.float64), s=size)) ** 2, s=size)
-    ac = ac / ac[0, 0]
-    lag = np.arange(-2 * r_max, 2 * r_max + 1)
-    win = ac[np.ix_(lag % size[0], lag % size[1])]
-    yy, xx = np.mgrid[-2 * r_max: 2 * r_max + 1, -2 * r_max: 2 * r_max + 1]
-    r = np.hypot(yy, xx)
-    peak = (win == ndimage.maximum_filter(win, size=3)) & (r >= AC_MIN) & (r <= AC_MAX) & (win >= AC_PEAK)
-    found = []
-    for py, px in zip(*np.nonzero(peak)):
-        dy, dx, d = yy[py, px], xx[py, px], r[py, px]
-        t = np.linspace(0, 1, int(4 * d) + 2)[1:-1]
-        ray = ndimage.map_coordinates(win, [2 * r_max + t * dy, 2 * r_max + t * dx], order=1)
-        if win[py, px] - ray.min() < AC_DIP:
-            continue
-        y2, x2 = 2 * r_max + 2 * dy, 2 * r_max + 2 * dx
-        if not (0 <= y2 < win.shape[0] and 0 <= x2 < win.shape[1]):
-            continue
-        if win[max(y2 - 1, 0): y2 + 2, max(x2 - 1, 0): x2 + 2].max() < AC_PEAK * 0.6:
-            continue
-        found.append((d, np.degrees(np.arctan2(dy, dx)) % 180))
-    for d1, a1 in sorted(found):
-        for d2, a2 in found:
-            diff = abs(a1 - a2) % 180
-            if min(diff, 180 - diff) >= 40 and max(d1, d2) <= 1.5 * min(d1, d2):
-                return float(d1)
     return None

@@ -265,10 +265,8 @@ def _clean(g: np.ndarray, scale: float, denoise: bool, keep_fraction: float, edg
         sizes = np.bincount(labels.ravel(), minlength=n_components + 1)[1:]
         if n_components == 0:
             raise NoDigit("no ink left after removing noise")
-        # dots on a lattice (found by their blobs, or by the autocorrelation where they merge): close them into
-        # strokes, then clean that
-        if cleanup and (period := cleanup_steps.lattice_period(labels, sizes) or cleanup_steps.periodic_spacing(g)):
-            _note(trace, "halftone")
+        if cleanup and (period := cleanup_steps.lattice_period(labels, sizes)):
+            _note(trace, "halftone")  # dots on a lattice: close them into strokes, then clean that
             return _clean(cleanup_steps.close_lattice(g, period), scale, denoise, keep_fraction, edge_fraction,
                           False, trace)
         largest = int(sizes.max())

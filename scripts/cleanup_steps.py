@@ -2,12 +2,12 @@
 """Which of the normaliser's clean-up steps (parity/codes/cleanup.py) fire, per stress class and on code digits.
 
     python scripts/cleanup_steps.py                                  # stress validation seeds 31, 32; codes 21, 22
-    python scripts/cleanup_steps.py --without periodic_spacing       # the same with one test switched off
+    python scripts/cleanup_steps.py --without lattice_period         # the same with one test switched off
 
 A step that fires on its own class and nowhere else is what each step's choice asks for: this counts, with no
 model, how many digits of each class every step fired on (`to_mnist(..., trace=...)`), and how many pieces of
 codes (the ink profile's cut, as reading and training cut them). `--without NAME` makes the cleanup function
-NAME find nothing (e.g. `lattice_period`, `periodic_spacing`, `remove_grid`): the counts before that test.
+NAME find nothing (e.g. `lattice_period`, `remove_grid`): what fires without that test.
 Validation seeds by default; prints a Markdown table, a column per seed.
 """
 
@@ -17,8 +17,8 @@ from collections import Counter
 
 from parity import cli
 
-TESTS = ("remove_grid", "remove_crossing_lines", "remove_crossing_curves", "lattice_period", "periodic_spacing",
-         "fill_hollow")  # the cleanup functions whose finding nothing turns their step off
+# the cleanup functions whose finding nothing turns their step off
+TESTS = ("remove_grid", "remove_crossing_lines", "remove_crossing_curves", "lattice_period", "fill_hollow")
 
 
 def parse_args(argv=None):

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,16 @@ best-test-cuts:  ## codes of the fresh seed 91, read by cut variants, scored ONC
 	for run in runs/best-torch runs/best-keras; do \
 	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
 	  $(PY) scripts/codes.py eval --model $$model --n 1000 --seed 91 --json $$run/test-cuts.json || exit 1; done
+
+# Reading single digits from three views (parity/codes/views.py) was chosen after best-test-cuts, on the stress
+# validation splits (seeds 31, 32): its test is fresh seeds, scored ONCE (runs/best-*/test-views.json): the stress
+# test split of seed 59 and unseen-style digits of seed 113, with codes of seed 113 (read as before: no views).
+best-test-views:  ## stress test split of seed 59, unseen-style digits and codes of seed 113, scored ONCE (runs/best-*/test-views.json)
+	for run in runs/best-torch runs/best-keras; do \
+	  if [ -e $$run/test-views.json ]; then echo "error: $$run/test-views.json exists: seeds 113 and 59 were scored once already (delete it to score them again)" >&2; exit 1; fi; done
+	for run in runs/best-torch runs/best-keras; do \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
+	  $(PY) scripts/codes.py eval --model $$model --n 1000 --seed 113 --unseen 1000 --stress 1000 --stress-split test --stress-seed 59 --json $$run/test-views.json || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

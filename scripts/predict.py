@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--model", type=cli.model_file(MODEL_SUFFIXES), required=True, help=".ckpt, .pt, .keras, .h5 or .onnx")
     parser.add_argument("--framework", choices=FRAMEWORKS, help="default: the model file's own (onnx: onnxruntime, for .onnx only)")
     parser.add_argument("--no-normalize", action="store_true", help="only gray + resize to 28x28, as the seed did (for comparison)")
+    parser.add_argument("--no-views", action="store_true", help="read each digit once, not also turned 10 degrees either way "
+                        "(parity.codes.views)")
     parser.add_argument("--workers", type=cli.non_negative_int, default=None,
                         help=f"processes reading images (default: the usable cores, here {cli.usable_cores()}; "
                              "0: read in this process)")
@@ -135,6 +137,10 @@ def main(argv=None) -> int:
     with ReaderPool(workers) if workers else nullcontext() as pool:
         reads = ordered_map(partial(read_digit, normalize=not args.no_normalize), files, pool, chunk_size(len(files), workers))
         classify = load_model(args.model, args.framework, threads=model_threads(workers))
+        if not args.no_views:
+            from parity.codes.views import averaged_over_views
+
+            classify = averaged_over_views(classify)
         try:
             for batch in classify_in_batches(reads, classify, args.batch_size):
                 for read, probabilities in batch:

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from parity.frameworks.predictor import MODEL_SUFFIXES  # noqa: E402
 
-TEST_SEEDS = {7, 77, 91}  # the development and test seeds: never tuned on
+TEST_SEEDS = {7, 77, 91, 113}  # the development and test seeds: never tuned on
 
 
 def shifts_list(text: str) -> tuple[int, ...]:

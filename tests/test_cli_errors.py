@@ -167,6 +167,13 @@ ROWS: list[Row] = [
         (["--n", "0"], "argument --n"),
     ], prefix=("--model", "{junk_ckpt}")),
     *flag_rows("tune_cuts.py", [(["--model", "{file}"], "unknown model format"), ([], "the following arguments are required: --model")]),
+    # --------------------------------------------------------------------------------- tune_views.py
+    *flag_rows("tune_views.py", [
+        (["--stress-seeds", "59"], "--stress-seeds 59 is a test or development seed"),
+        (["--code-seeds", "21", "113"], "--code-seeds 113 is a test or development seed"),
+        (["--angles", "10,x"], "argument --angles: '10,x': give angles in degrees"),
+        (["--angles", "90"], "argument --angles"),
+    ], prefix=("--model", "{junk_ckpt}")),
     # ------------------------------------------------------------------------------ cleanup_steps.py
     *flag_rows("cleanup_steps.py", [
         (["--without", "bogus"], "argument --without: invalid choice: 'bogus'"),
@@ -295,7 +302,7 @@ def test_an_ordinary_mistake_is_one_line_and_the_right_exit_code(repo_root, plac
         assert seconds < PARSE_SECONDS, f"{seconds:.2f} s: a framework imported before parsing?"
 
 
-@pytest.mark.parametrize("script", ["train.py", "compare.py", "bench.py", "train_parity.py", "tune_cuts.py", "cleanup_steps.py"])
+@pytest.mark.parametrize("script", ["train.py", "compare.py", "bench.py", "train_parity.py", "tune_cuts.py", "cleanup_steps.py", "tune_views.py"])
 def test_a_bad_flag_imports_no_framework(repo_root, script):
     """A parse error ends the process before torch, TensorFlow, Keras, Lightning or JAX is imported."""
     code = (

@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""The validation sweep behind reading single digits from views (parity/codes/views.py): VIEW_ANGLES.
+
+    python scripts/tune_views.py --model runs/best-torch/model.ckpt
+    python scripts/tune_views.py --model runs/best-keras/model.keras --angles none 8 10 12 5,10,15
+
+Every digit of the stress set's validation split (1,000 a seed; seeds 31 and 32 unless --stress-seeds) is
+normalised once; for each set of angles the model reads it and its turned views (each angle both ways) and
+their mean probabilities name the digit. The validation codes (500 a seed; 21 and 22 unless --code-seeds) are
+read by cut variants with the same views, to show what views would do to code digits. Prints a Markdown table.
+For validation seeds only: a choice made here must be checked on fresh test seeds, once.
+"""
+
+from __future__ import annotations
+
+from parity import cli
+
+cli.single_threaded_numpy()  # before NumPy loads OpenBLAS: the reader processes share the cores
+
+import numpy as np  # noqa: E402
+
+from parity.frameworks.predictor import MODEL_SUFFIXES  # noqa: E402
+
+TEST_SEEDS = {"--stress-seeds": {53, 59}, "--code-seeds": {7, 77, 91, 113}}  # test and development seeds
+
+
+def angles_list(text: str) -> tuple[float, ...]:
+    if text == "none":
+        return ()
+    try:
+        angles = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        angles = ()
+    if not angles or not all(0 < a < 90 for a in angles):
+        raise cli.argparse.ArgumentTypeError(f"{text!r}: give angles in degrees, over 0 and under 90, separated by commas (5,10), or none")
+    return angles
+
+
+def parse_args(argv=None):
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=cli.model_file(MODEL_SUFFIXES), required=True)
+    parser.add_argument("--stress-seeds", type=cli.non_negative_int, nargs="+", default=[31, 32])
+    parser.add_argument("--code-seeds", type=cli.non_negative_int, nargs="*", default=[21, 22])
+    parser.add_argument("--angles", type=angles_list, nargs="+", default=[(), (5,), (8,), (10,), (12,), (15,), (6, 12), (5, 10, 15)])
+    args = parser.parse_args(argv)
+    for flag, seeds in TEST_SEEDS.items():
+        if spent := sorted(seeds.intersection(getattr(args, flag[2:].replace("-", "_")))):
+            parser.error(f"{flag} {spent[0]} is a test or development seed: tune on validation seeds")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cli.quiet_frameworks()
+    from parity.codes.generate import load_or_generate
+    from parity.codes.reading import chosen_cut, cut_candidates, digits_read, mnist_digit
+    from parity.codes.stress import stress_set
+    from parity.codes.views import averaged_over_views
+    from parity.codes.workers import ReaderPool, chunk_size
+    from parity.frameworks.predictor import load_classifier
+    from parity.weights.reading import WeightFileError
+
+    workers = cli.usable_cores()
+    stress, cuts, codes = {}, {}, {}
+    with ReaderPool(workers) as pool:  # started before the model's framework is imported
+        for seed in args.stress_seeds:
+            drawn = stress_set(1000, "validation", seed)
+            found = list(pool.imap(mnist_digit, [d.image for d in drawn], chunk_size(len(drawn), workers)))
+            blank = np.zeros((28, 28), np.uint8)  # a digit the normaliser refuses is read as wrong below
+            stress[seed] = (np.stack([blank if f is None else f for f in found]),
+                            np.array([-1 if f is None else d.label for d, f in zip(drawn, found)]))
+        for seed in args.code_seeds:
+            codes[seed] = load_or_generate(500, seed)
+            cuts[seed] = list(pool.imap(cut_candidates, codes[seed].images, chunk_size(500, workers, 4)))
+    try:
+        plain = load_classifier(args.model)
+    except WeightFileError as error:
+        cli.fail(f"--model {args.model}: {' '.join(str(error).split())}")
+    columns = [f"stress {s}" for s in args.stress_seeds] + [f"code digits {s} | whole {s}" for s in args.code_seeds]
+    print("| angles | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * (len(args.stress_seeds) + 2 * len(args.code_seeds)))
+    for angles in args.angles:
+        classify = averaged_over_views(plain, angles) if angles else plain
+        cells = [f"{np.mean(classify(digits).argmax(1) == labels):.3f}" for digits, labels in stress.values()]
+        for seed, found in cuts.items():
+            read = [None if c is None else digits_read(chosen_cut(classify(c.reshape(-1, 28, 28)), len(c))) for c in found]
+            right = [sum(a == b for a, b in zip(r or "????", truth)) for r, truth in zip(read, codes[seed].codes)]
+            cells += [f"{sum(right) / (4 * len(right)):.4f}", f"{np.mean([r == 4 for r in right]):.3f}"]
+        print(f"| {'/'.join(f'{a:g}' for a in angles) or 'none'} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

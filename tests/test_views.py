@@ -1,0 +1,67 @@
+"""Reading a digit from its views (parity.codes.views): the digit, then the same turned +10 and -10 degrees
+about the centre; the model's probabilities averaged over them, in one model call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity.codes.views import VIEW_ANGLES, averaged_over_views, views
+
+
+def bar(angle_deg: float = 0.0) -> np.ndarray:
+    """A 2 px wide, 18 px long bright bar through the centre of a 28x28 digit, tilted by angle_deg."""
+    yy, xx = np.mgrid[0:28, 0:28] - 13.5
+    t = np.radians(angle_deg)
+    along, across = yy * np.cos(t) + xx * np.sin(t), -yy * np.sin(t) + xx * np.cos(t)
+    return np.where((np.abs(across) <= 1.0) & (np.abs(along) <= 9), 255, 0).astype(np.uint8)
+
+
+def tilt(digit: np.ndarray) -> float:
+    """The ink's principal axis, in degrees from vertical (second moments)."""
+    yy, xx = np.nonzero(digit > 127)
+    yy, xx = yy - yy.mean(), xx - xx.mean()
+    return float(np.degrees(0.5 * np.arctan2(2 * (xx * yy).mean(), (yy * yy).mean() - (xx * xx).mean())))
+
+
+def test_views_are_the_digit_then_it_turned_both_ways_about_the_centre():
+    digits = np.stack([bar(0), bar(20)])
+    seen = views(digits)
+    assert seen.shape == (1 + 2 * len(VIEW_ANGLES), 2, 28, 28) and seen.dtype == np.uint8
+    assert np.array_equal(seen[0], digits)
+    for k, base in enumerate((0.0, 20.0)):
+        turns = sorted(tilt(seen[v, k]) - tilt(digits[k]) for v in (1, 2))
+        assert turns == pytest.approx([-VIEW_ANGLES[0], VIEW_ANGLES[0]], abs=1.5), (base, turns)
+        for v in (1, 2):  # turned about the centre: the mass stays where it was, and so does the amount of ink
+            yy, xx = np.nonzero(seen[v, k] > 127)
+            assert abs(yy.mean() - 13.5) < 0.5 and abs(xx.mean() - 13.5) < 0.5
+            assert 0.85 < seen[v, k].astype(float).sum() / digits[k].astype(float).sum() < 1.15
+
+
+def test_averaged_over_views_reads_all_views_in_one_call_and_returns_their_mean():
+    calls = []
+
+    def classify(batch: np.ndarray) -> np.ndarray:
+        calls.append(batch.shape)
+        ink = batch.reshape(len(batch), 28 * 28).mean(axis=1)  # a stand-in model: each view's own numbers
+        return np.stack([ink, 255 - ink] + [np.zeros_like(ink)] * 8, axis=1) / 255
+
+    digits = np.stack([bar(0), bar(45), np.zeros((28, 28), np.uint8)])
+    read = averaged_over_views(classify)(digits)
+    assert calls == [(3 * len(digits), 28, 28)]
+    expected = classify(views(digits).reshape(-1, 28, 28)).reshape(3, len(digits), 10).mean(axis=0)
+    assert read.shape == (3, 10) and np.allclose(read, expected)
+    assert np.allclose(read.sum(axis=1), 1.0)
+    assert averaged_over_views(classify)(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+
+
+def test_a_non_finite_view_leaves_the_reading_non_finite():
+    """One NaN view must not be averaged into a made-up digit: callers refuse non-finite output."""
+
+    def classify(batch: np.ndarray) -> np.ndarray:
+        out = np.full((len(batch), 10), 0.1)
+        out[len(batch) // 3 :: len(batch)] = np.nan  # the first turned view of the first digit
+        return out
+
+    read = averaged_over_views(classify)(np.stack([bar(0), bar(10)]))
+    assert not np.isfinite(read[0]).all() and np.isfinite(read[1]).all()

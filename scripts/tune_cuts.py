@@ -22,9 +22,8 @@ cli.single_threaded_numpy()  # before NumPy loads OpenBLAS: the reader processes
 
 import numpy as np  # noqa: E402
 
+from parity.codes.seeds import NOT_FOR_TUNING, VALIDATION_CODE_SEEDS  # noqa: E402
 from parity.frameworks.predictor import MODEL_SUFFIXES  # noqa: E402
-
-TEST_SEEDS = {7, 77, 91, 113}  # the development and test seeds: never tuned on
 
 
 def shifts_list(text: str) -> tuple[int, ...]:
@@ -42,13 +41,13 @@ def shifts_list(text: str) -> tuple[int, ...]:
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=cli.model_file(MODEL_SUFFIXES), required=True)
-    parser.add_argument("--seeds", type=cli.non_negative_int, nargs="+", default=[21, 22])
+    parser.add_argument("--seeds", type=cli.non_negative_int, nargs="+", default=list(VALIDATION_CODE_SEEDS))
     parser.add_argument("--n", type=cli.positive_int, default=500, help="codes a seed (default 500)")
     parser.add_argument("--shifts", type=shifts_list, nargs="+", default=[(3,), (3, 6), (2, 4, 6), (4,)])
     parser.add_argument("--margins", type=cli.Number(float, low=0), nargs="+", default=[0.0, 0.05, 0.1, 0.2, 0.3])
     args = parser.parse_args(argv)
-    if tuned := sorted(TEST_SEEDS.intersection(args.seeds)):
-        parser.error(f"--seeds {tuned[0]} is a test or development seed: tune on validation seeds (21, 22)")
+    if tuned := sorted(NOT_FOR_TUNING["codes"].intersection(args.seeds)):
+        parser.error(f"--seeds {tuned[0]} is a test or development seed: tune on validation seeds ({', '.join(map(str, VALIDATION_CODE_SEEDS))})")
     return args
 
 

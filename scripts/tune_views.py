@@ -19,9 +19,10 @@ cli.single_threaded_numpy()  # before NumPy loads OpenBLAS: the reader processes
 
 import numpy as np  # noqa: E402
 
+from parity.codes.seeds import NOT_FOR_TUNING, VALIDATION_CODE_SEEDS, VALIDATION_STRESS_SEEDS  # noqa: E402
 from parity.frameworks.predictor import MODEL_SUFFIXES  # noqa: E402
 
-TEST_SEEDS = {"--stress-seeds": {53, 59}, "--code-seeds": {7, 77, 91, 113}}  # test and development seeds
+TEST_SEEDS = {"--stress-seeds": NOT_FOR_TUNING["stress"], "--code-seeds": NOT_FOR_TUNING["codes"]}  # test and development seeds
 
 
 def angles_list(text: str) -> tuple[float, ...]:
@@ -39,8 +40,8 @@ def angles_list(text: str) -> tuple[float, ...]:
 def parse_args(argv=None):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=cli.model_file(MODEL_SUFFIXES), required=True)
-    parser.add_argument("--stress-seeds", type=cli.non_negative_int, nargs="+", default=[31, 32])
-    parser.add_argument("--code-seeds", type=cli.non_negative_int, nargs="*", default=[21, 22])
+    parser.add_argument("--stress-seeds", type=cli.non_negative_int, nargs="+", default=list(VALIDATION_STRESS_SEEDS))
+    parser.add_argument("--code-seeds", type=cli.non_negative_int, nargs="*", default=list(VALIDATION_CODE_SEEDS))
     parser.add_argument("--angles", type=angles_list, nargs="+", default=[(), (5,), (8,), (10,), (12,), (15,), (6, 12), (5, 10, 15)])
     args = parser.parse_args(argv)
     for flag, seeds in TEST_SEEDS.items():

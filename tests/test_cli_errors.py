@@ -160,6 +160,7 @@ ROWS: list[Row] = [
     *flag_rows("tune_cuts.py", [
         (["--seeds", "77"], "--seeds 77 is a test or development seed"),
         (["--seeds", "21", "91"], "--seeds 91 is a test or development seed"),
+        (["--seeds", "203"], "--seeds 203 is a test or development seed"),
         (["--shifts", "3,x"], "argument --shifts: '3,x': give positive whole pixels"),
         (["--shifts", "0,3"], "argument --shifts"),
         (["--margins", "-0.1"], "argument --margins"),
@@ -171,6 +172,8 @@ ROWS: list[Row] = [
     *flag_rows("tune_views.py", [
         (["--stress-seeds", "59"], "--stress-seeds 59 is a test or development seed"),
         (["--code-seeds", "21", "113"], "--code-seeds 113 is a test or development seed"),
+        (["--stress-seeds", "31", "64"], "--stress-seeds 64 is a test or development seed"),
+        (["--code-seeds", "205"], "--code-seeds 205 is a test or development seed"),
         (["--angles", "10,x"], "argument --angles: '10,x': give angles in degrees"),
         (["--angles", "90"], "argument --angles"),
     ], prefix=("--model", "{junk_ckpt}")),

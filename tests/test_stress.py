@@ -298,3 +298,17 @@ def test_fonts_are_plain_single_digits_in_the_split_fonts(drawn):
     assert len({d.font for d, _ in by_class["fonts"]}) >= 3
     for d, g in by_class["fonts"]:
         assert d.font in stress.FONTS[split] and not border(ink(g)).any()
+
+
+@pytest.mark.parametrize("split", (stress.TRAIN,) + stress.SPLITS)
+def test_a_plain_twin_leaves_off_only_the_classes_addition(split):
+    """stress_digit(..., plain=True): the same digit (label, font, size, mode) without its grid, lines, curves or
+    specks; for the classes that add nothing, the same image to the byte."""
+    for index in range(2 * len(stress.CLASSES)):
+        digit, twin = stress.stress_digit(split, 31, index), stress.stress_digit(split, 31, index, plain=True)
+        assert (twin.label, twin.font, twin.cls, twin.image.size, twin.image.mode) == (
+            digit.label, digit.font, digit.cls, digit.image.size, digit.image.mode)
+        same = digit.image.tobytes() == twin.image.tobytes()
+        assert same == (digit.cls not in ("grid", "crossing_lines", "crossing_curves", "dots")), (index, digit.cls)
+        if digit.cls in ("crossing_lines", "crossing_curves"):  # the twin's border is bare: the lines reached it
+            assert border(ink(load_image(digit.image))).any() and not border(ink(load_image(twin.image))).any(), index

@@ -291,7 +291,7 @@ def _canvas(rng, cls, cfg, alpha, gh, canvas_h, fragments) -> np.ndarray:
     return a
 
 
-def _make(rng, split: str, cls: str, label: int) -> StressDigit:
+def _make(rng, split: str, cls: str, label: int, plain: bool = False) -> StressDigit:
     cfg = {key: _pick(rng, values) for key, values in SETTINGS[split][cls].items()}
     # The train split picks a family first (its families have 1 to 5 cuts), the scored splits a font.
     spec = _pick(rng, _pick(rng, list(FONT_FAMILIES[TRAIN].values()))) if split == TRAIN else _pick(rng, FONTS[split])
@@ -315,7 +315,7 @@ def _make(rng, split: str, cls: str, label: int) -> StressDigit:
         cfg["pattern"], cfg["period_px"] = _pick(rng, ("square", "diamond")), max(3.0, cfg["period"] * gh)
         pattern = _grid_pattern(rng, h, w, cfg["period_px"], cfg["angle"] + rng.uniform(-1, 1), 1 if gh < 50 else 2,
                                 cfg["pattern"] == "diamond")
-        background += cfg["strength"] * pattern[..., None] * (ink - paper)
+        background += (not plain) * cfg["strength"] * pattern[..., None] * (ink - paper)
     elif cls in ("crossing_lines", "crossing_curves"):
         width = max(1, round(cfg["width"] * stroke_width(alpha > 0.5)))
         shape = "line" if cls == "crossing_lines" else cfg["shape"]
@@ -340,6 +340,7 @@ def _make(rng, split: str, cls: str, label: int) -> StressDigit:
         blur = (ImageFilter.GaussianBlur(radius) if cfg["kind"] == "gaussian" else ImageFilter.BoxBlur(radius)
                 if cfg["kind"] == "box" else max(2, round(2 * radius)))  # resample: shrink by that factor, enlarge again
     rgb = background * (1 - a[..., None]) + ink * a[..., None]
+    over, salt = (None, None) if plain else (over, salt)  # drawn (the same random draws) but left off
     for layer, colour in ((over, ink), (salt, paper)):
         if layer is not None:
             rgb = rgb * (1 - layer[..., None]) + colour * layer[..., None]
@@ -370,13 +371,14 @@ def _to_mode(rng, image: Image.Image, mode: str, paper, ink, transparent_ok: boo
     return image.convert("RGBA")
 
 
-def stress_digit(split: str, seed: int, index: int) -> StressDigit:
+def stress_digit(split: str, seed: int, index: int, *, plain: bool = False) -> StressDigit:
     """Image `index` of the stress set (split, seed): class CLASSES[index % 13], its own random stream.
-    `split` is one of SPLITS, or TRAIN for training digits."""
+    `split` is one of SPLITS, or TRAIN for training digits. `plain`: its twin without the grid, lines, curves or
+    specks its class adds (all else the same), to measure what the normaliser's clean-up leaves of them."""
     if split not in SALT:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     rng = np.random.default_rng([SALT[split], seed, index])
-    return _make(rng, split, CLASSES[index % len(CLASSES)], int(rng.integers(10)))
+    return _make(rng, split, CLASSES[index % len(CLASSES)], int(rng.integers(10)), plain)
 
 
 def stress_set(n: int, split: str, seed: int | None = None) -> list[StressDigit]:

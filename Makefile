@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds fresh-seeds best-seed1 parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,13 +90,26 @@ FRESH_SEEDS := 201:61 202:62 203:63 204:64 205:65
 best-test-seeds:  ## five more fresh seeds of codes, unseen-style digits and the stress test split, scored ONCE and pooled (runs/test-seeds.json)
 	for run in runs/best-torch runs/best-keras; do \
 	  if [ -e $$run/test-seeds ]; then echo "error: $$run/test-seeds exists: its seeds were scored once already (delete it to score them again)" >&2; exit 1; fi; done
-	for run in runs/best-torch runs/best-keras; do \
+	$(MAKE) fresh-seeds RUNS="runs/best-torch runs/best-keras"
+	$(PY) scripts/pool_scores.py runs/best-torch/test-seeds runs/best-keras/test-seeds --json runs/test-seeds.json
+
+fresh-seeds:  # the eval of FRESH_SEEDS, a file a pair, for each run folder in RUNS (into <run>/test-seeds/)
+	for run in $(RUNS); do \
 	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); mkdir -p $$run/test-seeds.part; \
 	  for pair in $(FRESH_SEEDS); do codes=$${pair%:*}; stress=$${pair#*:}; \
 	    $(PY) scripts/codes.py eval --model $$model --n 1000 --seed $$codes --unseen 1000 --stress 1000 --stress-split test \
 	      --stress-seed $$stress --json $$run/test-seeds.part/seed-$$codes-$$stress.json || exit 1; done; \
-	  mv $$run/test-seeds.part $$run/test-seeds; done
-	$(PY) scripts/pool_scores.py runs/best-torch/test-seeds runs/best-keras/test-seeds --json runs/test-seeds.json
+	  rm -rf $$run/test-seeds; mv $$run/test-seeds.part $$run/test-seeds; done
+
+# How far the recipe's figures move with its seed alone. Not a choice (no model is picked by it): `best` trained
+# again with --seed 1 (other initial weights and batch order) in both frameworks, scored on the same pooled seeds
+# as best-test-seeds, side by side with seed 0's models (runs/seed-spread.json).
+best-seed1: data  ## `best` with --seed 1 in both frameworks (runs/best-seed1-*), on the pooled test seeds beside seed 0 (~1 hour)
+	$(PY) scripts/train.py --framework torch --recipe best --seed 1 --out runs/best-seed1-torch --overwrite
+	$(PY) scripts/train.py --framework keras --recipe best --seed 1 --out runs/best-seed1-keras --overwrite
+	$(MAKE) fresh-seeds RUNS="runs/best-seed1-torch runs/best-seed1-keras"
+	$(PY) scripts/pool_scores.py runs/best-torch/test-seeds runs/best-keras/test-seeds runs/best-seed1-torch/test-seeds \
+	  runs/best-seed1-keras/test-seeds --json runs/seed-spread.json
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from parity.codes.generate import TRAIN_SEED_BASE
 from parity.codes.seeds import (DEVELOPMENT_CODE_SEED, NOT_FOR_TUNING, TEST_CODE_SEEDS, TEST_STRESS_SEEDS,
-                                VALIDATION_CODE_SEEDS, VALIDATION_STRESS_SEEDS)
+                                MORE_VALIDATION_STRESS_SEEDS, VALIDATION_CODE_SEEDS, VALIDATION_STRESS_SEEDS)
 from parity.codes.stress_splits import DEFAULT_SEEDS
 
 MAKEFILE = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
@@ -19,14 +19,14 @@ def scored_seeds(kind: str) -> tuple[set[int], set[int]]:
     variables = dict(re.findall(r"^(\w+) := (.*)$", MAKEFILE, flags=re.M))
     lines = [line for line in MAKEFILE.splitlines() if "codes.py eval" in line]
     lines = [re.sub(r"\$\((\w+)\)", lambda m: variables.get(m[1], m[0]), line) for line in lines]
-    mine = [line for line in lines if ("validation.json" in line) == (kind == "validation")]
+    mine = [line for line in lines if ("validation.json" in line or "validation-seeds" in line) == (kind == "validation")]
     codes = {int(s) for line in mine for s in re.findall(r"--seed (\d+)", line)}
     stress = {int(s) for line in mine for s in re.findall(r"--stress-seed (\d+)", line)}
     stress |= {DEFAULT_SEEDS[kind] for line in mine if f"--stress-split {kind}" in line and "--stress-seed" not in line}
-    if kind == "test":  # the pairs best-test-seeds loops over
-        pairs = re.findall(r"(\d+):(\d+)", variables["FRESH_SEEDS"])
-        codes |= {int(c) for c, _ in pairs}
-        stress |= {int(s) for _, s in pairs}
+    # the pairs best-test-seeds and validation-seeds loop over
+    pairs = re.findall(r"(\d+):(\d+)", variables["FRESH_SEEDS" if kind == "test" else "VALIDATION_PAIRS"])
+    codes |= {int(c) for c, _ in pairs}
+    stress |= {int(s) for _, s in pairs}
     return codes, stress
 
 
@@ -38,13 +38,13 @@ def test_every_seed_the_makefile_tests_on_is_listed_as_a_test_seed():
 
 def test_the_makefile_validates_on_validation_seeds_only():
     codes, stress = scored_seeds("validation")
-    assert codes and codes <= set(VALIDATION_CODE_SEEDS)
+    assert codes == set(VALIDATION_CODE_SEEDS)  # 21, 22: best-validation and validation-seeds
     assert stress and stress <= set(VALIDATION_STRESS_SEEDS)
 
 
 def test_no_seed_has_two_roles():
     assert not set(VALIDATION_CODE_SEEDS) & NOT_FOR_TUNING["codes"]
-    assert not set(VALIDATION_STRESS_SEEDS) & NOT_FOR_TUNING["stress"]
+    assert not set(VALIDATION_STRESS_SEEDS + MORE_VALIDATION_STRESS_SEEDS) & NOT_FOR_TUNING["stress"]
     assert DEVELOPMENT_CODE_SEED in NOT_FOR_TUNING["codes"]
     assert DEFAULT_SEEDS["test"] in TEST_STRESS_SEEDS and DEFAULT_SEEDS["validation"] in VALIDATION_STRESS_SEEDS
     assert max(TEST_CODE_SEEDS | set(VALIDATION_CODE_SEEDS)) < TRAIN_SEED_BASE  # training codes start there

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 VALIDATION_CODE_SEEDS = (21, 22)
 VALIDATION_STRESS_SEEDS = (31, 32)
+MORE_VALIDATION_STRESS_SEEDS = (33, 34)  # looked at for trials rejected on validation: validation seeds too, never test
 DEVELOPMENT_CODE_SEED = 7  # looked at while the reader was built, before the protocol: never a validation seed
 TEST_CODE_SEEDS = frozenset({77, 91, 113, 201, 202, 203, 204, 205})
 TEST_STRESS_SEEDS = frozenset({53, 59, 61, 62, 63, 64, 65})

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds fresh-seeds validation-seeds best-seed1 parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds fresh-seeds validation-seeds score-pairs best-seed1 parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -93,13 +93,8 @@ best-test-seeds:  ## five more fresh seeds of codes, unseen-style digits and the
 	$(MAKE) fresh-seeds RUNS="runs/best-torch runs/best-keras"
 	$(PY) scripts/pool_scores.py runs/best-torch/test-seeds runs/best-keras/test-seeds --json runs/test-seeds.json
 
-fresh-seeds:  # the eval of FRESH_SEEDS, a file a pair, for each run folder in RUNS (into <run>/test-seeds/)
-	for run in $(RUNS); do \
-	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); mkdir -p $$run/test-seeds.part; \
-	  for pair in $(FRESH_SEEDS); do codes=$${pair%:*}; stress=$${pair#*:}; \
-	    $(PY) scripts/codes.py eval --model $$model --n 1000 --seed $$codes --unseen 1000 --stress 1000 --stress-split test \
-	      --stress-seed $$stress --json $$run/test-seeds.part/seed-$$codes-$$stress.json || exit 1; done; \
-	  rm -rf $$run/test-seeds; mv $$run/test-seeds.part $$run/test-seeds; done
+fresh-seeds:  # the eval of FRESH_SEEDS for each run folder in RUNS (into <run>/test-seeds/)
+	$(MAKE) score-pairs RUNS="$(RUNS)" PAIRS="$(FRESH_SEEDS)" SPLIT=test CODES=1000 UNSEEN="--unseen 1000" INTO=test-seeds
 
 # A variant of the recipe is judged on the validation seeds, pooled: codes 21 and 22 (500 each) with the stress
 # validation splits 31 and 32, a pair a file (<run>/validation-seeds/), then pool_scores.py side by side
@@ -107,14 +102,19 @@ fresh-seeds:  # the eval of FRESH_SEEDS, a file a pair, for each run folder in R
 VALIDATION_PAIRS := 21:31 22:32
 validation-seeds:  ## each run folder in RUNS on the validation seeds, pooled side by side (runs/validation-seeds.json)
 	@[ -n "$(RUNS)" ] || { echo "error: give RUNS=\"run folder ...\" (each holding model.ckpt or model.keras)" >&2; exit 2; }
+	$(MAKE) score-pairs RUNS="$(RUNS)" PAIRS="$(VALIDATION_PAIRS)" SPLIT=validation CODES=500 UNSEEN= INTO=validation-seeds
+	$(PY) scripts/pool_scores.py $(addsuffix /validation-seeds,$(RUNS)) --json runs/validation-seeds.json
+
+# codes.py eval of each CODES_SEED:STRESS_SEED pair in PAIRS (CODES codes, the stress split SPLIT, 1,000 digits;
+# UNSEEN: --unseen N or nothing), a file a pair, for each run folder in RUNS, into <run>/INTO/ (whole, or not at all)
+score-pairs:
 	for run in $(RUNS); do \
 	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); \
-	  [ -n "$$model" ] || { echo "error: $$run holds no model.ckpt or model.keras" >&2; exit 1; }; mkdir -p $$run/validation-seeds.part; \
-	  for pair in $(VALIDATION_PAIRS); do codes=$${pair%:*}; stress=$${pair#*:}; \
-	    $(PY) scripts/codes.py eval --model $$model --n 500 --seed $$codes --stress 1000 --stress-split validation \
-	      --stress-seed $$stress --json $$run/validation-seeds.part/seed-$$codes-$$stress.json || exit 1; done; \
-	  rm -rf $$run/validation-seeds; mv $$run/validation-seeds.part $$run/validation-seeds; done
-	$(PY) scripts/pool_scores.py $(addsuffix /validation-seeds,$(RUNS)) --json runs/validation-seeds.json
+	  [ -n "$$model" ] || { echo "error: $$run holds no model.ckpt or model.keras" >&2; exit 1; }; mkdir -p $$run/$(INTO).part; \
+	  for pair in $(PAIRS); do codes=$${pair%:*}; stress=$${pair#*:}; \
+	    $(PY) scripts/codes.py eval --model $$model --n $(CODES) --seed $$codes $(UNSEEN) --stress 1000 --stress-split $(SPLIT) \
+	      --stress-seed $$stress --json $$run/$(INTO).part/seed-$$codes-$$stress.json || exit 1; done; \
+	  rm -rf $$run/$(INTO); mv $$run/$(INTO).part $$run/$(INTO); done
 
 # How far the recipe's figures move with its seed alone. Not a choice (no model is picked by it): `best` trained
 # again with --seed 1 (other initial weights and batch order) in both frameworks, scored on the same pooled seeds

@@ -42,6 +42,13 @@ def test_the_makefile_validates_on_validation_seeds_only():
     assert stress and stress <= set(VALIDATION_STRESS_SEEDS)
 
 
+def test_each_list_of_seed_pairs_is_scored_on_its_own_split():
+    """fresh-seeds and validation-seeds share one eval loop (score-pairs): each hands it its pairs and split."""
+    assert re.search(r'PAIRS="\$\(FRESH_SEEDS\)" SPLIT=test ', MAKEFILE)
+    assert re.search(r'PAIRS="\$\(VALIDATION_PAIRS\)" SPLIT=validation ', MAKEFILE)
+    assert len(re.findall(r"PAIRS=", MAKEFILE)) == 2  # no other caller
+
+
 def test_no_seed_has_two_roles():
     assert not set(VALIDATION_CODE_SEEDS) & NOT_FOR_TUNING["codes"]
     assert not set(VALIDATION_STRESS_SEEDS + MORE_VALIDATION_STRESS_SEEDS) & NOT_FOR_TUNING["stress"]

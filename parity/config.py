@@ -36,6 +36,7 @@ DEVICES = Number(int, low=1, high=1_024, why="more devices than any one machine 
 NUM_NODES = Number(int, low=1, high=1_024, why="more machines than the launchers here were tried with")
 PRINTED_DIGITS = Number(int, low=0, high=1_000_000, why="each printed digit is drawn one by one and held in memory")
 STYLE_DIGITS = Number(int, low=0, high=1_000_000, why="each style digit is drawn one by one and held in memory")
+MNIST_REPEATS = Number(int, low=1, high=20, why="each copy of MNIST's 60,000 is held in memory and lengthens every epoch")
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
 RECIPES: dict[str, dict] = {
@@ -87,6 +88,8 @@ class TrainConfig:
     printed_digits: int = option(0, "mix in N digits printed in training fonts", type=PRINTED_DIGITS, metavar="N")
     style_digits: int = option(0, "mix in N digits in the style stress classes (grids, crossing strokes, outlines, "
                                   "halftone, ...), training fonts and settings only", type=STYLE_DIGITS, metavar="N")
+    mnist_repeats: int = option(1, "each epoch holds N copies of MNIST's training images (each augmented afresh): "
+                                   "MNIST's weight against the mixed-in digits", type=MNIST_REPEATS, metavar="N")
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
@@ -173,7 +176,8 @@ def finetune_config(config: TrainConfig, init_from: Path) -> TrainConfig:
     return config.replace(
         epochs=config.finetune_epochs, lr=config.finetune_lr, lr_schedule="cosine",
         batch_size=config.finetune_batch_size or config.batch_size, code_digits=0, printed_digits=0,
-        style_digits=config.finetune_style_digits, finetune_style_digits=0, finetune_epochs=0, init_from=Path(init_from),
+        style_digits=config.finetune_style_digits, finetune_style_digits=0, finetune_epochs=0, mnist_repeats=1,
+        init_from=Path(init_from),
     )
 
 

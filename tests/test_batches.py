@@ -125,6 +125,19 @@ def test_with_augmentation_the_training_images_are_not_preprocessed(monkeypatch)
     assert not EpochBatcher.training(plain, config).augments
 
 
+def test_mnist_repeats_tiles_mnist_before_the_mixes_and_each_copy_is_augmented_afresh():
+    mnist = load_mnist()
+    config = TrainConfig(augment=True, limit_train=300, val_split=500, mnist_repeats=3)
+    splits = make_splits(config)
+    assert splits.train_raw.shape == (900, 28, 28) and splits.train_y.shape == (900,)
+    for copy in range(3):
+        np.testing.assert_array_equal(splits.train_raw[copy * 300:(copy + 1) * 300], mnist.train_images[:300])
+        np.testing.assert_array_equal(splits.train_y[copy * 300:(copy + 1) * 300], mnist.train_labels[:300])
+    images = EpochBatcher.training(splits, config).images
+    assert np.abs(images[:300] - images[300:600]).max() > 0.5  # the same digit, warped another way
+    assert len(make_splits(config.replace(mnist_repeats=1)).train_y) == 300
+
+
 # ------------------------------------------------------- both frameworks' real loops take these batches
 
 

@@ -33,14 +33,14 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
     argv = [
         "--framework", "keras", "--recipe", "best", "--epochs", "3", "--batch-size", "64", "--lr", "0.02",
         "--optimizer", "sgd", "--seed", "7", "--val-split", "100", "--limit-train", "900", "--no-augment",
-        "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--lr-schedule", "constant", "--finetune-epochs", "2",
+        "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--mnist-repeats", "3", "--lr-schedule", "constant", "--finetune-epochs", "2",
         "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--finetune-style-digits", "14", "--init-from", str(model), "--precision", "float64",
         "--compile", "--accelerator", "cpu", "--devices", "2", "--num-nodes", "2", "--strategy", "ddp",
         "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--record-steps",
     ]
     config = TrainConfig(
         framework="keras", recipe="best", epochs=3, batch_size=64, lr=0.02, optimizer="sgd", seed=7, val_split=100,
-        limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, lr_schedule="constant", finetune_epochs=2,
+        limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, mnist_repeats=3, lr_schedule="constant", finetune_epochs=2,
         finetune_lr=0.005, finetune_batch_size=32, finetune_style_digits=14, init_from=model, precision="float64", compile=True,
         accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", data_dir=tmp_path, out=tmp_path / "run",
         progress=False, record_steps=True,
@@ -118,12 +118,13 @@ def test_finetune_stage_is_mnist_and_its_style_digits_from_the_given_model(finet
     config = TrainConfig(
         framework="keras", epochs=9, batch_size=64, lr=0.01, seed=4, augment=True, code_digits=10, printed_digits=20,
         style_digits=30, finetune_epochs=3, finetune_lr=2e-4, finetune_batch_size=finetune_batch_size,
-        finetune_style_digits=finetune_style, out=Path("runs/x"),
+        finetune_style_digits=finetune_style, mnist_repeats=2, out=Path("runs/x"),
     )
     stage = finetune_config(config, "runs/x/pretrained/model.keras")
     assert (stage.epochs, stage.lr, stage.lr_schedule, stage.batch_size) == (3, 2e-4, "cosine", batch_size)
     assert stage.code_digits == stage.printed_digits == stage.finetune_epochs == 0  # no codes, and no third stage
     assert (stage.style_digits, stage.finetune_style_digits) == (finetune_style, 0)
+    assert stage.mnist_repeats == 1  # the fine-tune is MNIST alone: copies would only lengthen its epochs
     assert stage.init_from == Path("runs/x/pretrained/model.keras")
     assert (stage.framework, stage.seed, stage.augment, stage.out) == ("keras", 4, True, Path("runs/x"))
 
@@ -184,7 +185,8 @@ def test_train_config_refuses_what_the_flags_refuse(changes, message):
 
 def test_train_config_takes_every_allowed_extreme():
     config = TrainConfig(seed=MAX_SEED, val_split=59_999, lr=1e-300, epochs=1_000, batch_size=1_000_000, limit_train=10**30,
-                         finetune_epochs=0, finetune_batch_size=1, code_digits=100_000, printed_digits=0)
+                         finetune_epochs=0, finetune_batch_size=1, code_digits=100_000, printed_digits=0,
+                         mnist_repeats=20)
     assert config.seed == 2**32 - 1
     assert TrainConfig(seed=np.uint32(7)).seed == 7  # NumPy integers count as integers
     assert TrainConfig(**TrainConfig().to_dict()) == TrainConfig()  # what config.json holds reads back (paths as text)

@@ -35,7 +35,8 @@ class Splits:
 
 def make_splits(config: TrainConfig) -> Splits:
     """The validation images are the last `val_split` of the 60,000 (as Keras's validation_split takes
-    the tail); `limit_train` then keeps the first N of the rest. The test set is always all 10,000."""
+    the tail); `limit_train` then keeps the first N of the rest, `mnist_repeats` copies of them. The test set is
+    always all 10,000."""
     mnist = load_mnist(config.data_dir)
     n_train = len(mnist.train_labels) - config.val_split
     if n_train <= 0:  # TrainConfig allows up to 59,999 of MNIST's 60,000: only other files get here
@@ -46,6 +47,8 @@ def make_splits(config: TrainConfig) -> Splits:
     labels = mnist.train_labels.astype(np.int64)
     val_start = len(labels) - config.val_split
     train_raw, train_y = mnist.train_images[:n_train], labels[:n_train]
+    if config.mnist_repeats > 1:  # MNIST's weight in the mix; with augment each copy is warped afresh
+        train_raw, train_y = np.tile(train_raw, (config.mnist_repeats, 1, 1)), np.tile(train_y, config.mnist_repeats)
     if config.code_digits:  # digits cut from generated verification codes, mixed in (the "best" recipe)
         from parity.codes.training import training_digits
 

@@ -171,8 +171,11 @@ def rank_zero(args) -> int:
         raise
     labels = ("pretrained: ", "fine-tuned: ") if len(stages) > 1 else ("",)
     for label, metrics in zip(labels, stages):
+        last = metrics.history[-1] if metrics.history else None
+        validation = (f"validation accuracy {last.val_accuracy:.4f} ({metrics.config['val_split']:,} images), "
+                      if last is not None and last.val_accuracy is not None else "")  # what choices are made on
         print(
-            f"{metrics.framework}: {label}test accuracy {metrics.test_accuracy:.4f}, test loss {metrics.test_loss:.4f}, "
+            f"{metrics.framework}: {label}{validation}test accuracy {metrics.test_accuracy:.4f}, test loss {metrics.test_loss:.4f}, "
             f"{metrics.epochs} epochs, {metrics.seconds_per_epoch:.2f} s/epoch on {metrics.device}; saved in {metrics.config['out']}/"
         )
     return 0

@@ -68,6 +68,8 @@ def test_metrics_json_is_complete(short_run):
         assert epoch.train_loss > 0 and epoch.val_loss > 0 and epoch.seconds > 0
     assert metrics.train_seconds > 0
     assert "test accuracy" in done.stdout
+    last = metrics.history[-1].val_accuracy  # the figure choices are made on, printed before the test's
+    assert f"validation accuracy {last:.4f} ({metrics.config['val_split']:,} images), test accuracy" in done.stdout
 
 
 def test_short_run_learns(short_run):

@@ -170,6 +170,8 @@ def test_to_dict_writes_paths_as_text():
         ({"limit_train": 0}, "limit_train must be a positive integer"),
         ({"finetune_batch_size": -1}, "finetune_batch_size must be"),
         ({"code_digits": 10**9}, "code_digits must be 0 or more and at most 100,000"),
+        ({"mnist_repeats": 0}, "mnist_repeats must be"),
+        ({"mnist_repeats": 21}, "mnist_repeats must be"),
         ({"framework": "jax"}, "framework must be one of torch, keras"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd"),
         ({"augment": "yes"}, "augment must be True or False"),

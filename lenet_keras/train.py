@@ -145,10 +145,13 @@ def save_plain(model: keras.Model, path) -> None:
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    # --ema-decay: the optimizer keeps the EMA (the first step's weights, then decay * average + (1 - decay) *
+    # weights, as Lightning's EMAWeightAveraging); fit's end puts it in the model, so it is tested and saved.
+    ema = {"use_ema": True, "ema_momentum": config.ema_decay} if config.ema_decay else {}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.lr)
+        return keras.optimizers.Adam(learning_rate=config.lr, **ema)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.lr)
+        return keras.optimizers.SGD(learning_rate=config.lr, **ema)
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
@@ -237,6 +240,8 @@ def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRec
         callbacks.append(keras.callbacks.CSVLogger(str(config.out / "history.csv"), append=state is not None))
     if config.lr_schedule != "constant":
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
+    if config.ema_decay:  # validation scores the average, as Lightning's callback has it
+        callbacks.append(keras.callbacks.SwapEMAWeights())
     callbacks.append(EpochEnd(record) if parallel is None else EpochEnd(record, SAMPLE_LOSS, SAMPLE_ACCURACY, parallel))
     if record.writes:
         checkpoint_path(config).parent.mkdir(exist_ok=True)
@@ -260,6 +265,13 @@ def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRec
             callbacks=callbacks,
             verbose="auto" if config.progress and record.writes else 0,
         )
+    elif config.ema_decay:  # resumed after its last epoch: fit's end, which puts the average in the model, never ran
+        model.optimizer.finalize_variable_values(model.trainable_variables)
+    if config.ema_decay and keras.backend.backend() == "jax":
+        # finalize_variable_values makes each weight and its average share one JAX array, which the next jitted call
+        # donates (deletes): the weights get their own copy, or saving the optimizer's average fails.
+        for variable in model.trainable_variables:
+            variable.assign(keras.ops.copy(variable.value))
     train_seconds = time.perf_counter() - start
     if parallel is None:
         # evaluate() scores every image: Keras keeps the last, partial batch.

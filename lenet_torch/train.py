@@ -17,7 +17,7 @@ import warnings
 import lightning as L
 import torch
 import torchmetrics
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
@@ -81,6 +81,13 @@ class LossWatch(Callback):
         check_loss(loss, trainer.current_epoch + 1, batch_idx + 1)
         if self.steps is not None:
             self.steps.append(loss)
+
+
+def weight_average(config: TrainConfig) -> list[Callback]:
+    """--ema-decay: Lightning's EMA of the weights, updated after every optimizer step (the first step's weights,
+    then decay * average + (1 - decay) * weights, as Keras's use_ema). It is swapped in for validation, copied into
+    the model when training ends (so tested and saved), and kept in every checkpoint to resume from."""
+    return [EMAWeightAveraging(decay=config.ema_decay)] if config.ema_decay else []
 
 
 def device_name(trainer: L.Trainer) -> str:
@@ -168,7 +175,7 @@ def _fit(config: TrainConfig, splits: Splits, module: LitLeNet5, dtype: torch.dt
         precision="64-true" if dtype == torch.float64 else "32-true",
         # logs/version_N/metrics.csv: N counts the sessions of a resumed run, Lightning's own convention
         logger=CSVLogger(config.out, name="logs"),
-        callbacks=[SetEpoch(data.batcher), LossWatch(record.step_losses), EpochEnd(record)],
+        callbacks=[SetEpoch(data.batcher), LossWatch(record.step_losses), *weight_average(config), EpochEnd(record)],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress,
         enable_model_summary=config.progress and not state,

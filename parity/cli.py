@@ -111,6 +111,8 @@ class Number:
 
     def describe(self) -> str:
         if self.kind is float:
+            if self.low is not None and self.high is not None:
+                return f"a number from {self.low:g} to {self.high:g}"
             return "a finite " + ("positive number" if self.above == 0 else "number")
         if self.low == 1:
             return "a positive integer" + (f" no larger than {self.high:,}" if self.high is not None else "")

@@ -36,6 +36,8 @@ DEVICES = Number(int, low=1, high=1_024, why="more devices than any one machine 
 NUM_NODES = Number(int, low=1, high=1_024, why="more machines than the launchers here were tried with")
 PRINTED_DIGITS = Number(int, low=0, high=1_000_000, why="each printed digit is drawn one by one and held in memory")
 STYLE_DIGITS = Number(int, low=0, high=1_000_000, why="each style digit is drawn one by one and held in memory")
+EMA_DECAY = Number(float, low=0, high=0.99999,
+                   why="the average would barely move from the first step's weights (its horizon is 1 / (1 - decay) steps)")
 MNIST_REPEATS = Number(int, low=1, high=20, why="each copy of MNIST's 60,000 is held in memory and lengthens every epoch")
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
@@ -90,6 +92,9 @@ class TrainConfig:
                                   "halftone, ...), training fonts and settings only", type=STYLE_DIGITS, metavar="N")
     mnist_repeats: int = option(1, "each epoch holds N copies of MNIST's training images (each augmented afresh): "
                                    "MNIST's weight against the mixed-in digits", type=MNIST_REPEATS, metavar="N")
+    ema_decay: float = option(0.0, "keep an exponential moving average of the weights, updated after every step with "
+                                   "this decay (Lightning's EMAWeightAveraging, Keras's Adam(use_ema=True)); the average "
+                                   "is validated, tested and saved. 0: none", type=EMA_DECAY, metavar="DECAY")
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).

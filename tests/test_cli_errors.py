@@ -61,6 +61,7 @@ TRAIN_FLAGS = [
     (["--lr=-inf"], "argument --lr: must be a finite positive number"),
     (["--lr", "nan"], "argument --lr: must be a finite positive number, got nan"),
     (["--lr", "1e400"], "argument --lr: must be a finite positive number"),
+    (["--ema-decay", "1"], "argument --ema-decay: must be a number from 0 to 0.99999, got 1: the average would barely move"),
     (["--lr", "0"], "argument --lr"),
     (["--lr", "-0.001"], "argument --lr"),
     (["--finetune-lr", "inf"], "argument --finetune-lr"),

@@ -33,14 +33,14 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
     argv = [
         "--framework", "keras", "--recipe", "best", "--epochs", "3", "--batch-size", "64", "--lr", "0.02",
         "--optimizer", "sgd", "--seed", "7", "--val-split", "100", "--limit-train", "900", "--no-augment",
-        "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--mnist-repeats", "3", "--lr-schedule", "constant", "--finetune-epochs", "2",
+        "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--mnist-repeats", "3", "--ema-decay", "0.99", "--lr-schedule", "constant", "--finetune-epochs", "2",
         "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--finetune-style-digits", "14", "--init-from", str(model), "--precision", "float64",
         "--compile", "--accelerator", "cpu", "--devices", "2", "--num-nodes", "2", "--strategy", "ddp",
         "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--record-steps",
     ]
     config = TrainConfig(
         framework="keras", recipe="best", epochs=3, batch_size=64, lr=0.02, optimizer="sgd", seed=7, val_split=100,
-        limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, mnist_repeats=3, lr_schedule="constant", finetune_epochs=2,
+        limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, mnist_repeats=3, ema_decay=0.99, lr_schedule="constant", finetune_epochs=2,
         finetune_lr=0.005, finetune_batch_size=32, finetune_style_digits=14, init_from=model, precision="float64", compile=True,
         accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", data_dir=tmp_path, out=tmp_path / "run",
         progress=False, record_steps=True,
@@ -172,6 +172,9 @@ def test_to_dict_writes_paths_as_text():
         ({"code_digits": 10**9}, "code_digits must be 0 or more and at most 100,000"),
         ({"mnist_repeats": 0}, "mnist_repeats must be"),
         ({"mnist_repeats": 21}, "mnist_repeats must be"),
+        ({"ema_decay": -0.1}, "ema_decay must be a number from 0 to 0.99999, got -0.1"),
+        ({"ema_decay": 1.0}, "ema_decay must be a number from 0 to 0.99999, got 1.0: the average would barely move"),
+        ({"ema_decay": float("nan")}, "ema_decay must be a number from 0 to 0.99999"),
         ({"framework": "jax"}, "framework must be one of torch, keras"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd"),
         ({"augment": "yes"}, "augment must be True or False"),
@@ -188,7 +191,7 @@ def test_train_config_refuses_what_the_flags_refuse(changes, message):
 def test_train_config_takes_every_allowed_extreme():
     config = TrainConfig(seed=MAX_SEED, val_split=59_999, lr=1e-300, epochs=1_000, batch_size=1_000_000, limit_train=10**30,
                          finetune_epochs=0, finetune_batch_size=1, code_digits=100_000, printed_digits=0,
-                         mnist_repeats=20)
+                         mnist_repeats=20, ema_decay=0.99999)
     assert config.seed == 2**32 - 1
     assert TrainConfig(seed=np.uint32(7)).seed == 7  # NumPy integers count as integers
     assert TrainConfig(**TrainConfig().to_dict()) == TrainConfig()  # what config.json holds reads back (paths as text)

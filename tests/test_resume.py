@@ -4,7 +4,8 @@ A recipe with a fine-tune stage, in float64, in each framework: one uninterrupte
 - SIGTERM during the first stage (after its first epoch's checkpoint): exit 143, status "interrupted";
 - SIGKILL during the fine-tune stage: nothing can be written, status stays "running";
 each followed by `--resume` and no other flag, which must end where the uninterrupted run ends: every
-epoch's losses and the test loss within 1e-12 relative, in both stages.
+epoch's losses and the test loss within 1e-12 relative, in both stages. The runs keep an average of the
+weights (--ema-decay), which is validated and tested: it must come back from the checkpoint too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 FLAGS = [
     "--epochs", "3", "--finetune-epochs", "2", "--limit-train", "3000", "--val-split", "500", "--batch-size", "100",
     "--precision", "float64", "--lr-schedule", "cosine", "--seed", "5", "--no-progress",
+    "--ema-decay", "0.9",  # the weights' average (and its step count) must come back from the checkpoints too
 ]
 MAX_RELATIVE_GAP = 1e-12
 # One thread per framework: these small runs gain nothing from two, and on a busy machine two spinning

@@ -22,6 +22,7 @@ import keras
 from lenet_keras.data import SetEpoch, eval_data, padded_size, train_data
 from lenet_keras.checkpoint import model_from_weights, save_model
 from lenet_keras.devices import DeviceSetupError
+from lenet_keras.distil import LABELS_LOSS, distil, labels_loss, load_teachers
 from lenet_keras.distribute import REAL_SAMPLES, SAMPLE_ACCURACY, SAMPLE_LOSS, Parallel, data_parallel, real_sample_metrics
 from parity.config import TrainConfig, learning_rate
 from parity.data.batches import EpochBatcher
@@ -198,11 +199,14 @@ def _train(config: TrainConfig, splits: Splits | None, resume: bool, parallel: P
     if dtype != config.precision:
         raise DeviceSetupError(f"--precision {config.precision}: the {keras.backend.backend()} backend made the model {dtype} "
                                f"(on JAX, set JAX_ENABLE_X64=1 before it starts)")
-    if parallel is None:
-        model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if parallel is None:  # with teachers, Keras's "loss" is the mixed loss: the labels' part is a metric of its own
+        metrics = ["accuracy", labels_loss()] if config.distil_from else ["accuracy"]
+        model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=metrics)
     else:  # Keras's "accuracy" would count the pads, its "loss" weighs padded batches: see lenet_keras.distribute
         model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
                       weighted_metrics=real_sample_metrics())
+    if config.distil_from:
+        distil(model, load_teachers(config.distil_from, config.precision), config.distil_weight, config.distil_temperature)
     if state:  # the checkpoint's weights and optimizer state, read from its HDF5 part (no config deserialised)
         model.optimizer.build(model.trainable_variables)
         model.load_weights(state.checkpoint)
@@ -242,7 +246,10 @@ def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRec
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(config, epoch)))
     if config.ema_decay:  # validation scores the average, as Lightning's callback has it
         callbacks.append(keras.callbacks.SwapEMAWeights())
-    callbacks.append(EpochEnd(record) if parallel is None else EpochEnd(record, SAMPLE_LOSS, SAMPLE_ACCURACY, parallel))
+    if parallel is not None:  # the real-sample metrics: the labels' loss, with teachers or without
+        callbacks.append(EpochEnd(record, SAMPLE_LOSS, SAMPLE_ACCURACY, parallel))
+    else:
+        callbacks.append(EpochEnd(record, LABELS_LOSS) if config.distil_from else EpochEnd(record))
     if record.writes:
         checkpoint_path(config).parent.mkdir(exist_ok=True)
     if parallel is None:
@@ -275,7 +282,8 @@ def _fit(config: TrainConfig, splits: Splits, model: keras.Model, record: RunRec
     train_seconds = time.perf_counter() - start
     if parallel is None:
         # evaluate() scores every image: Keras keeps the last, partial batch.
-        test_loss, test_accuracy = model.evaluate(channels_last(splits.test_x), splits.test_y, batch_size=config.batch_size, verbose=0)
+        scores = model.evaluate(channels_last(splits.test_x), splits.test_y, batch_size=config.batch_size, verbose=0, return_dict=True)
+        test_loss, test_accuracy = scores["loss"], scores["accuracy"]
         test_images = len(splits.test_y)
     else:  # the real-sample metrics, and how many real images they scored
         scores = model.evaluate(eval_data(splits.test_x, splits.test_y, config.batch_size, **padding), verbose=0,

@@ -5,7 +5,9 @@ Side by side with lenet_keras/train.py:
   which its TensorFlow backend computes from the logits behind that softmax: the same function (float64
   training agrees to ~1e-13 per step, see scripts/train_parity.py);
 - optimizer: Adam with Keras's update rule (lenet_torch/optim.py) or plain SGD, as keras.optimizers;
-- schedule: per epoch, from parity.config.learning_rate, as Keras's LearningRateScheduler.
+- schedule: per epoch, from parity.config.learning_rate, as Keras's LearningRateScheduler;
+- distillation (--distil-from): the teachers run in `training_step` on the student's batch, as Keras's
+  `compute_loss` has them (lenet_keras/distil.py).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ PROGRESS_EVERY = 25  # steps between progress-bar loss updates
 
 
 class LitLeNet5(L.LightningModule):
-    def __init__(self, config: dict | None = None):
+    def __init__(self, config: dict | None = None, teachers: list[nn.Module] | None = None):
         super().__init__()
-        self.save_hyperparameters()  # the whole TrainConfig, so a checkpoint says how it was trained
+        # The whole TrainConfig, so a checkpoint says how it was trained. Not the teachers (--distil-from): their
+        # files are named in the config, and opening a distilled model needs none of them.
+        self.save_hyperparameters(ignore=["teachers"])
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **(config or {})})
         self.model = LeNet5().to(memory_format=torch.channels_last)  # oneDNN's fast layout on CPU; same results
         if self.config.compile:
@@ -45,6 +49,8 @@ class LitLeNet5(L.LightningModule):
             stage: nn.ModuleList([torchmetrics.MeanMetric(), self.train_accuracy.clone(), torchmetrics.SumMetric()])
             for stage in ("val", "test")
         })
+        # A plain list, not submodules: the teachers are in no checkpoint, parameter count or optimizer.
+        self.teachers: list[nn.Module] = [teacher.eval().requires_grad_(False) for teacher in teachers or ()]
         if self.config.precision == "float64":  # torchmetrics keeps float32 states through module.double()
             for metric in self.modules():
                 if isinstance(metric, torchmetrics.Metric):
@@ -66,17 +72,32 @@ class LitLeNet5(L.LightningModule):
         # Every .ckpt says what wrote it, so a reader can tell LeNet-5 from a same-shaped impostor.
         checkpoint["architecture"] = describe_architecture(self.model)
 
+    def on_fit_start(self) -> None:
+        for teacher in self.teachers:  # a plain list: Lightning moves the student, this moves the teachers
+            teacher.to(self.device)
+
+    def soft_target_losses(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Per image: the cross-entropy from the teachers' mean softmax at temperature T to the student's, times
+        T^2 (so its gradients keep their size as T changes; Hinton et al. 2015)."""
+        temperature = self.config.distil_temperature
+        with torch.no_grad():
+            targets = torch.stack([F.softmax(teacher(images) / temperature, dim=1) for teacher in self.teachers]).mean(0)
+        return F.cross_entropy(logits / temperature, targets, reduction="none") * temperature**2
+
     def training_step(self, batch, batch_idx):
         # (images, labels, global batch size) from lenet_torch.data: this rank's part of a global batch;
         # a plain (images, labels) loader (one device) works too.
         images, labels, *global_size = batch
         batch_images = global_size[0] if global_size else len(labels)
         logits = self.model(images)
-        losses = F.cross_entropy(logits, labels, reduction="none")
+        labels_losses = losses = F.cross_entropy(logits, labels, reduction="none")
+        if self.teachers:  # --distil-from: each image's loss mixes its label's and the teachers' view of it
+            weight = self.config.distil_weight
+            losses = (1 - weight) * labels_losses + weight * self.soft_target_losses(images, logits)
         # The mean over the whole global batch. DDP averages the ranks' gradients, so each rank gives its
         # sum x world / global count: exact for any split, also an epoch's uneven last batch (world 1: the mean).
         loss = losses.sum() / batch_images * self.trainer.world_size
-        self.train_loss.update(losses.detach())
+        self.train_loss.update(labels_losses.detach())  # the labels' cross-entropy, with teachers or without
         if len(labels):  # a rank's part is empty only when a last batch holds fewer images than ranks
             self.train_accuracy.update(logits.detach(), labels)
         if batch_idx % PROGRESS_EVERY == 0:  # a running loss for the progress bar, cheaply

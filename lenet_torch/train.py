@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheck
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
+from lenet_torch.checkpoint import load_model
 from lenet_torch.checkpoint_io import AtomicCheckpointIO
 from lenet_torch.data import MNISTDataModule, SetEpoch
 from lenet_torch.module import LitLeNet5
@@ -131,7 +132,8 @@ def train(config: TrainConfig, splits: Splits | None = None, *, resume: bool = F
     if not config.progress:  # --no-progress: Lightning's start-up notes and tips go too, warnings stay
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     dtype = torch.float64 if config.precision == "float64" else torch.float32
-    module = LitLeNet5(config.to_dict())
+    teachers = [load_model(path, dtype) for path in config.distil_from or ()]  # --distil-from, checked by scripts/train.py
+    module = LitLeNet5(config.to_dict(), teachers)
     epochs_done = epochs_in(state.checkpoint) if state else 0
     record = RunRecord(
         config, params=sum(p.numel() for p in module.model.parameters()), device="",

@@ -281,6 +281,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, recipes:
         elif kind is bool:
             options.update(action=argparse.BooleanOptionalAction)
         else:
+            if "nargs" in meta:  # a list of values, e.g. tuple[Path, ...]: each value is of the element type
+                kind = typing.get_args(kind)[0]
+                options["nargs"] = meta["nargs"]
             options.update(type=meta.get("type", kind), choices=meta.get("choices"), metavar=meta.get("metavar"))
             options["required"] = bool(meta.get("required"))
         parser.add_argument(flag_of(field), **options)
@@ -319,6 +322,8 @@ def config_flags(config_class, **values) -> list[str]:
             flags.append(flag)
         elif is_bool:
             flags.append(f"--{'' if value else 'no-'}{flag[2:]}")
+        elif "nargs" in field.metadata:
+            flags += [flag, *map(str, value)]
         else:
             flags += [flag, str(value)]
     return flags

@@ -39,6 +39,9 @@ STYLE_DIGITS = Number(int, low=0, high=1_000_000, why="each style digit is drawn
 EMA_DECAY = Number(float, low=0, high=0.99999,
                    why="the average would barely move from the first step's weights (its horizon is 1 / (1 - decay) steps)")
 MNIST_REPEATS = Number(int, low=1, high=20, why="each copy of MNIST's 60,000 is held in memory and lengthens every epoch")
+DISTIL_WEIGHT = Number(float, low=0, high=1, why="the soft targets' share of the loss; the labels keep the rest")
+DISTIL_TEMPERATURE = Number(float, low=0.1, high=100, why="softmax at a temperature beyond 100 makes every teacher's answer uniform")
+MAX_TEACHERS = 16  # each teacher is one more forward pass in every training step
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
 RECIPES: dict[str, dict] = {
@@ -63,7 +66,7 @@ RECIPES: dict[str, dict] = {
 
 def option(default, help: str, **cli):
     """A TrainConfig field: its default, its --help text, and how the CLI takes it (parity.cli.add_config_arguments):
-    type= a parser/validator (else the annotation's type), choices=, metavar=, required=True,
+    type= a parser/validator (else the annotation's type), choices=, metavar=, required=True, nargs= for a list,
     flag= one fixed spelling of a bool ("--no-progress" sets False, "--compile" sets True; else --x/--no-x),
     cli=False for a field with no flag."""
     return dataclasses.field(default=default, metadata={"help": help, **cli})
@@ -95,6 +98,15 @@ class TrainConfig:
     ema_decay: float = option(0.0, "keep an exponential moving average of the weights, updated after every step with "
                                    "this decay (Lightning's EMAWeightAveraging, Keras's Adam(use_ema=True)); the average "
                                    "is validated, tested and saved. 0: none", type=EMA_DECAY, metavar="DECAY")
+    # Knowledge distillation (Hinton et al. 2015): the loss mixes the labels' cross-entropy with one towards the
+    # teachers' mean softmax at a temperature, on the same augmented batches (lenet_torch.module, lenet_keras.distil).
+    distil_from: tuple[Path, ...] | None = option(None, "learn also from these trained LeNet-5 model files (.ckpt/.pt/.keras/.h5, "
+                                                        "any framework's): their mean softmax at --distil-temperature, run "
+                                                        "on every training batch", metavar="MODEL", nargs="+")
+    distil_weight: float = option(0.8, "with --distil-from: the teachers' share of each image's loss (the labels' is 1 - this)",
+                                  type=DISTIL_WEIGHT, metavar="W")
+    distil_temperature: float = option(2.0, "with --distil-from: the softmax temperature of teachers and student "
+                                            "(the teachers' term is scaled by its square)", type=DISTIL_TEMPERATURE, metavar="T")
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
@@ -129,6 +141,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """The rules the flags enforce, also for a config made in code or read back from a run's
         config.json: a ValueError naming the first field that breaks them."""
+        if self.distil_from is not None:  # any sequence of paths (JSON gives a list of strings): a tuple of Paths
+            if isinstance(self.distil_from, (str, Path)) or not all(isinstance(p, (str, Path)) for p in self.distil_from):
+                raise ValueError(f"distil_from must be a list of model files, got {self.distil_from!r}"[:300])
+            if not 1 <= len(self.distil_from) <= MAX_TEACHERS:
+                raise ValueError(f"distil_from must name 1 to {MAX_TEACHERS} model files, got {len(self.distil_from)}: "
+                                 "each teacher is one more forward pass in every training step")
+            self.distil_from = tuple(Path(p) for p in self.distil_from)
         for field in dataclasses.fields(self):
             value, meta = getattr(self, field.name), field.metadata
             if value is None and field.default is None:
@@ -139,6 +158,10 @@ class TrainConfig:
                 raise ValueError(f"{field.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
             elif _annotations()[field.name] is bool and not isinstance(value, bool):
                 raise ValueError(f"{field.name} must be True or False, got {value!r}")
+        if self.distil_from is None:
+            for name in ("distil_weight", "distil_temperature"):
+                if getattr(self, name) != _defaults()[name]:
+                    raise ValueError(f"{name} is for distillation: give distil_from (--distil-from) too")
         world = self.world_size
         for name in ("batch_size", "finetune_batch_size"):
             size = getattr(self, name)
@@ -159,7 +182,14 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        """JSON's types: Paths as strings, the teachers as a list of them."""
+        return {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "distil_from" and v is not None else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+@functools.cache
+def _defaults() -> dict[str, object]:
+    return {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
 @functools.cache

@@ -62,6 +62,12 @@ def parse_args(argv=None):
         parser.error("the following arguments are required: --framework (or --resume RUN_DIR)")
     if args.init_from is not None and not args.init_from.is_file():
         parser.error(f"--init-from {args.init_from}: no such file")
+    for teacher in args.distil_from or ():
+        if not teacher.is_file():
+            parser.error(f"--distil-from {teacher}: no such file")
+    for flag in ("distil_weight", "distil_temperature"):  # also at their defaults, which TrainConfig cannot tell
+        if args.distil_from is None and getattr(args, flag) is not None:
+            parser.error(f"{flag} is for distillation: give distil_from (--distil-from) too")
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"--data-dir {args.data_dir} is not a folder")
     return args
@@ -87,10 +93,12 @@ def run(args) -> list:
     config = saved_config(args.resume) if args.resume else config_from_args(args)
     if args.resume and args.progress is not None:
         config = config.replace(progress=args.progress)
-    # Fail fast and leave nothing behind: the model to start from and the data are checked before the run
+    # Fail fast and leave nothing behind: the models to start from and to learn from and the data are checked before the run
     # folder is claimed and a framework is imported.
     if config.init_from is not None and not args.resume:
         read_weights(config.init_from)
+    for teacher in config.distil_from or ():  # read again by the run, also when it resumes
+        read_weights(teacher)
     require_mnist(config.data_dir)
     if config.framework == "keras":
         from lenet_keras.devices import prepare

@@ -62,6 +62,13 @@ TRAIN_FLAGS = [
     (["--lr", "nan"], "argument --lr: must be a finite positive number, got nan"),
     (["--lr", "1e400"], "argument --lr: must be a finite positive number"),
     (["--ema-decay", "1"], "argument --ema-decay: must be a number from 0 to 0.99999, got 1: the average would barely move"),
+    (["--distil-from", "{nowhere}"], "no/such/folder: no such file"),
+    (["--distil-from"], "argument --distil-from: expected at least one argument"),
+    (["--distil-weight", "0.5"], "distil_weight is for distillation: give distil_from (--distil-from) too"),
+    (["--distil-temperature", "2"], "distil_temperature is for distillation: give distil_from (--distil-from) too"),  # the default
+    (["--distil-from", "{junk_ckpt}", "--distil-weight", "1.5"], "argument --distil-weight: must be a number from 0 to 1, got 1.5"),
+    (["--distil-from", "{junk_ckpt}", "--distil-temperature", "0"], "argument --distil-temperature: must be a number from 0.1 to 100"),
+    (["--distil-from", *["{junk_ckpt}"] * 17], "distil_from must name 1 to 16 model files, got 17"),
     (["--lr", "0"], "argument --lr"),
     (["--lr", "-0.001"], "argument --lr"),
     (["--finetune-lr", "inf"], "argument --finetune-lr"),
@@ -101,6 +108,9 @@ ROWS: list[Row] = [
     *flag_rows("train.py", TRAIN_FLAGS, prefix=("--framework", "torch", "--out", "{scratch}", "--epochs", "1",
                                                 "--limit-train", "100", "--val-split", "0", "--no-progress")),
     Row("train.py", ("--framework", "jax"), 2, "invalid choice"),
+    # a teacher that is not a model: read before the run folder is claimed or a framework imported (1)
+    Row("train.py", ("--framework", "keras", "--distil-from", "{junk_ckpt}", "--out", "{fresh}", "--no-progress"), 1,
+        "junk.ckpt: not a LeNet-5 torch model file"),
     Row("train.py", ("--epochs", "3"), 2, "--framework"),
     # train.py: data that cannot be read (1), through the whole CLI (a framework is imported: a few seconds)
     Row("train.py", ("--framework", "torch", "--data-dir", "{eio_data}", "--out", "{fresh}", "--no-progress"), 1,

@@ -5,7 +5,8 @@ A recipe with a fine-tune stage, in float64, in each framework: one uninterrupte
 - SIGKILL during the fine-tune stage: nothing can be written, status stays "running";
 each followed by `--resume` and no other flag, which must end where the uninterrupted run ends: every
 epoch's losses and the test loss within 1e-12 relative, in both stages. The runs keep an average of the
-weights (--ema-decay), which is validated and tested: it must come back from the checkpoint too.
+weights (--ema-decay), which is validated and tested: it must come back from the checkpoint too. And they
+learn from a teacher (--distil-from, the suite's trained model), which the resumed run must read again.
 """
 
 from __future__ import annotations
@@ -74,19 +75,24 @@ def assert_same_run(resumed: dict, uninterrupted: dict) -> None:
     assert resumed["test_accuracy"] == uninterrupted["test_accuracy"]
 
 
+@pytest.fixture(scope="module")
+def flags(trained_model) -> list[str]:
+    return [*FLAGS, "--distil-from", str(trained_model.ckpt)]
+
+
 @pytest.fixture(scope="module", params=["torch", "keras"])
-def uninterrupted(request, repo_root, tmp_path_factory):
+def uninterrupted(request, repo_root, tmp_path_factory, flags):
     out = tmp_path_factory.mktemp(f"whole-{request.param}")
-    code, stderr = finished(train(repo_root, "--framework", request.param, *FLAGS, "--out", str(out), "--overwrite"))
+    code, stderr = finished(train(repo_root, "--framework", request.param, *flags, "--out", str(out), "--overwrite"))
     assert code == 0, stderr[-3000:]
     assert not (out / "checkpoints").exists()  # a finished run keeps its model, not its epoch checkpoint
     return request.param, out
 
 
-def test_sigterm_in_first_stage_then_resume(uninterrupted, repo_root, tmp_path):
+def test_sigterm_in_first_stage_then_resume(uninterrupted, repo_root, tmp_path, flags):
     framework, whole = uninterrupted
     out = tmp_path / "run"
-    process = train(repo_root, "--framework", framework, *FLAGS, "--out", str(out))
+    process = train(repo_root, "--framework", framework, *flags, "--out", str(out))
     wait_for_checkpoint(out / "pretrained", process)
     process.send_signal(signal.SIGTERM)
     code, stderr = finished(process)
@@ -108,10 +114,10 @@ def test_sigterm_in_first_stage_then_resume(uninterrupted, repo_root, tmp_path):
     assert_same_run(read(out / "metrics.json"), read(whole / "metrics.json"))
 
 
-def test_sigkill_in_finetune_stage_then_resume(uninterrupted, repo_root, tmp_path):
+def test_sigkill_in_finetune_stage_then_resume(uninterrupted, repo_root, tmp_path, flags):
     framework, whole = uninterrupted
     out = tmp_path / "run"
-    process = train(repo_root, "--framework", framework, *FLAGS, "--out", str(out))
+    process = train(repo_root, "--framework", framework, *flags, "--out", str(out))
     wait_for_checkpoint(out, process)  # the fine-tune stage's own checkpoint: the first stage is done
     process.kill()
     code, _ = finished(process)

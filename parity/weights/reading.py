@@ -142,7 +142,13 @@ def _known_hyper_parameters(path: Path, hyper_parameters) -> None:
     for key, value in config.items():
         if key not in hints:
             raise WeightFileError(f"{path}: not a LeNet-5 checkpoint: its config has an unknown field {key!r}")
-        allowed = tuple(str if t is Path else t for t in (typing.get_args(hints[key]) or (hints[key],)))
+        kinds = typing.get_args(hints[key]) or (hints[key],)
+        if any(typing.get_origin(kind) is tuple for kind in kinds):  # a list of paths (distil_from): strings in a list
+            listed = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+            if not (value is None or listed):
+                raise WeightFileError(f"{path}: not a LeNet-5 checkpoint: its config has {key}={value!r}"[:300])
+            continue
+        allowed = tuple(str if t is Path else t for t in kinds)
         if float in allowed:
             allowed += (int,)
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):

@@ -142,7 +142,7 @@ class TrainConfig:
         """The rules the flags enforce, also for a config made in code or read back from a run's
         config.json: a ValueError naming the first field that breaks them."""
         if self.distil_from is not None:  # any sequence of paths (JSON gives a list of strings): a tuple of Paths
-            if isinstance(self.distil_from, (str, Path)) or not all(isinstance(p, (str, Path)) for p in self.distil_from):
+            if not isinstance(self.distil_from, (list, tuple)) or not all(isinstance(p, (str, Path)) for p in self.distil_from):
                 raise ValueError(f"distil_from must be a list of model files, got {self.distil_from!r}"[:300])
             if not 1 <= len(self.distil_from) <= MAX_TEACHERS:
                 raise ValueError(f"distil_from must name 1 to {MAX_TEACHERS} model files, got {len(self.distil_from)}: "

@@ -181,6 +181,7 @@ def test_to_dict_writes_paths_as_text():
         ({"ema_decay": float("nan")}, "ema_decay must be a number from 0 to 0.99999"),
         ({"distil_from": "a.ckpt"}, "distil_from must be a list of model files, got 'a.ckpt'"),
         ({"distil_from": [3]}, "distil_from must be a list of model files, got [3]"),
+        ({"distil_from": 3}, "distil_from must be a list of model files, got 3"),
         ({"distil_from": []}, "distil_from must name 1 to 16 model files, got 0"),
         ({"distil_weight": 0.5}, "distil_weight is for distillation: give distil_from (--distil-from) too"),
         ({"distil_temperature": 3.0}, "distil_temperature is for distillation"),

@@ -249,6 +249,9 @@ def test_predict_runs_a_record_less_file_with_one_warning(repo_root, tmp_path, w
     ({"hyper_parameters": {"config": {"epochs": "3"}}}, "its config has epochs='3'"),
     ({"hyper_parameters": {"config": {"optimizer": "rmsprop"}}}, "its config is not a TrainConfig"),
     ({"hyper_parameters": ["config"]}, "hyper-parameters that are not a dict"),
+    ({"hyper_parameters": {"config": {"distil_from": ["a.ckpt", 7]}}}, "its config has distil_from=\\['a.ckpt', 7\\]"),
+    ({"hyper_parameters": {"config": {"distil_from": "a.ckpt"}}}, "its config has distil_from='a.ckpt'"),
+    ({"hyper_parameters": {"config": {"distil_from": []}}}, "its config is not a TrainConfig .distil_from must name 1 to 16"),
 ])
 def test_a_checkpoint_must_describe_itself_as_lenet5(tmp_path, change, message):
     path = torch_checkpoint(LeNet5(), tmp_path / "model.ckpt")

@@ -63,6 +63,7 @@ def test_a_failing_runner_is_one_line_naming_it(repo_root, tmp_path):
     assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # ~45 s of start-ups (every reading CLI, per runtime): kept out of the ~15-minute default suite
 def test_bench_inference_times_every_reading_cli(repo_root, tmp_path):
     """--inference, tiny: predict.py and codes.py solve per runtime (a 1-item and an N-item run each), the
     normaliser alone; bench.json's "inference" section complete, counts exact, figures finite. A marginal rate

@@ -8,7 +8,7 @@ pieces is also tried `CUT_SHIFTS` pixels to either side (one cut at a time), eve
 normalised, and the model reads them all; the variant whose digits it is surest of, summed as log
 confidences, is the reading, but it replaces the profile's own cut only when it is surer by `SWITCH_MARGIN`
 (a variant that changes nothing ties with it, and a tie keeps the profile's cut). Shifts and margin were
-chosen on the validation codes, seeds 21 and 22 (`scripts/tune_cuts.py`; README).
+chosen on the validation codes, seeds 21 and 22 (`scripts/tune_cuts.py`; docs/robustness.md, choice 5).
 
 Training data is unchanged by this: `segmented_crops` (the cut crops mixed into training) uses the profile's
 cut alone, as before.

@@ -3,7 +3,7 @@
 The normaliser centres and sizes a digit as MNIST did, but leaves its slant: a rotated, sheared or
 italic digit reaches the model tilted, and one tilt can tip it from one class to the next. The model's
 probabilities averaged over the digit and the same digit turned +-10 degrees about the centre read the
-style stress set's validation splits 1.1-2.1 points better in both frameworks (README, choice 7), at three
+style stress set's validation splits 1.1-2.1 points better in both frameworks (docs/robustness.md, choice 7), at three
 model calls per digit (the model is the cheap part of reading: the normaliser costs several times more).
 NumPy and SciPy only, so torch, Keras and onnxruntime read the same views.
 """
@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage, sparse
 
-VIEW_ANGLES = (10.0,)  # degrees; each turned both ways. Chosen on the validation splits (README, choice 7)
+VIEW_ANGLES = (10.0,)  # degrees; each turned both ways. Chosen on the validation splits (docs/robustness.md, choice 7)
 
 
 def turned(digits: np.ndarray, angle: float) -> np.ndarray:

@@ -187,6 +187,7 @@ ROWS: list[Row] = [
         (["--code-seeds", "205"], "--code-seeds 205 is a test or development seed"),
         (["--angles", "10,x"], "argument --angles: '10,x': give angles in degrees"),
         (["--angles", "90"], "argument --angles"),
+        (["--extra", "blur"], "argument --extra: invalid choice: 'blur'"),
     ], prefix=("--model", "{junk_ckpt}")),
     # ------------------------------------------------------------------------------ cleanup_steps.py
     *flag_rows("cleanup_steps.py", [

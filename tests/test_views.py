@@ -78,3 +78,32 @@ def test_the_sparse_turn_is_ndimage_rotate_to_the_bit(angle):
     digits[:10, 4:24, 12:16] = 255  # and some bars, edges and all
     expected = ndimage.rotate(digits.astype(np.float32), angle, axes=(2, 1), reshape=False, order=1)
     assert np.array_equal(turned(digits, angle), expected)
+
+
+def test_tune_views_extra_views_weigh_each_as_one_turned_view(repo_root):
+    """scripts/tune_views.py --extra: zoom, shift and stroke views of each digit, averaged with the turned ones,
+    each view one share (a digit read as class k in its own views and as j in the extra ones)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tune_views", repo_root / "scripts" / "tune_views.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    digits = np.stack([bar(0), bar(20)])
+    shifted = tune.EXTRA_VIEWS["shift"](digits)
+    assert len(shifted) == 4 and all(v.shape == digits.shape for v in shifted)
+    assert np.array_equal(shifted[0][:, 1:], digits[:, :-1]) and np.array_equal(shifted[3][:, :, :-1], digits[:, :, 1:])
+    thicker, thinner = tune.EXTRA_VIEWS["stroke"](digits)
+    assert (thicker > 127).sum() > (digits > 127).sum() > (thinner > 127).sum() > 0
+    smaller, larger = tune.EXTRA_VIEWS["zoom"](digits)
+    assert 0.75 < (smaller > 127).sum() / (digits > 127).sum() < 0.95 < 1.05 < (larger > 127).sum() / (digits > 127).sum() < 1.25
+
+    def plain(batch):  # one-hot on 7 for the digits themselves, on 1 for anything else
+        batch = np.asarray(batch)
+        same = np.array([any(np.array_equal(b, d) for d in digits) for b in batch])
+        return np.eye(10)[np.where(same, 7, 1)]
+
+    read = tune.with_extra(plain, plain, 1, "shift")(digits)  # one view of its own, four shifted ones
+    assert np.allclose(read[:, 7], 1 / 5) and np.allclose(read[:, 1], 4 / 5)
+    turned_three = averaged_over_views(plain)  # the digit and two turned views (read as 1): 7 weighs 1/3
+    read = tune.with_extra(plain, turned_three, 3, "stroke")(digits)
+    assert np.allclose(read[:, 7], 1 / 5) and np.allclose(read[:, 1], 4 / 5)

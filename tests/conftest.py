@@ -34,6 +34,20 @@ SEED_MISSING = f"{SEED_H5} not found: the seed's model lives outside this reposi
 TRAIN_ARGS = ("--framework", "torch", "--epochs", "1", "--batch-size", "100", "--lr", "2e-3", "--val-split", "0", "--seed", "0")
 
 
+# The `best` recipe, small, in float64, every step's loss recorded: 2 epochs at batch 100 over 971 MNIST images,
+# the digits of 25 codes (200), 100 printed and 60 style digits (1,331: 14 steps an epoch, the last of 31); then
+# a 1-epoch fine-tune at batch 200 over the 971 and the first 30 style digits (1,001: 6 steps, the last of 1).
+BEST_RECIPE = ("--recipe", "best", "--epochs", "2", "--limit-train", "971", "--code-digits", "25", "--printed-digits", "100",
+               "--style-digits", "60", "--finetune-style-digits", "30", "--finetune-epochs", "1", "--finetune-batch-size", "200",
+               "--precision", "float64", "--record-steps", "--no-progress")
+
+
+# A plain run in float64: 2 epochs over 1,001 images at batch 100 (10 batches and one of 1), 301 validation images
+# (their last batch holds 1 too), every step's loss recorded.
+FLOAT64_RUN = ("--epochs", "2", "--limit-train", "1001", "--batch-size", "100", "--val-split", "301", "--precision", "float64",
+               "--record-steps", "--no-progress")
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     ckpt: Path  # the Lightning checkpoint scripts/train.py saved
@@ -104,3 +118,37 @@ def seed_weights(seed_h5) -> dict:
     from parity.weights.reading import read_weights
 
     return read_weights(seed_h5)
+
+
+@pytest.fixture(scope="session")
+def best_recipe_run(tmp_path_factory):
+    """run(framework, devices) -> (run folder, stdout): scripts/train.py on BEST_RECIPE, each (framework, devices)
+    once per session: test_training_parity compares Lightning on 1 and 2 devices with Keras on 1, test_ddp_keras
+    Keras on 2 with the same Keras run on 1. One OpenMP thread, Keras on TensorFlow, in every run."""
+    folder, made = tmp_path_factory.mktemp("best-recipe"), {}
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "OMP_NUM_THREADS": "1"}
+
+    def run(framework: str, devices: int) -> tuple[Path, str]:
+        if (framework, devices) not in made:
+            out = folder / f"{framework}-{devices}"
+            command = [sys.executable, "scripts/train.py", "--framework", framework, *BEST_RECIPE, "--devices", str(devices),
+                       "--out", str(out)]
+            done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=env)
+            assert done.returncode == 0, done.stderr[-3000:]
+            made[framework, devices] = out, done.stdout
+        return made[framework, devices]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def float64_keras_run(tmp_path_factory) -> Path:
+    """scripts/train.py --framework keras FLOAT64_RUN (TensorFlow, one OpenMP thread), once per session -> its folder:
+    test_ddp_keras's 1-device reference on TensorFlow (its FLAGS are these) and, in test_training_parity, the run
+    without the average or the teachers under test (theirs are these and that flag)."""
+    out = tmp_path_factory.mktemp("float64-keras") / "run"
+    done = subprocess.run([sys.executable, "scripts/train.py", "--framework", "keras", *FLOAT64_RUN, "--out", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow", "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out

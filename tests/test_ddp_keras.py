@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 BACKENDS = ("tensorflow", "jax")
+# The Keras run of conftest.py's FLOAT64_RUN (its float64_keras_run is the 1-device run on TensorFlow here)
 FLAGS = ("--framework", "keras", "--epochs", "2", "--limit-train", "1001", "--batch-size", "100", "--val-split", "301",
          "--precision", "float64", "--record-steps", "--no-progress")
 STEPS = 2 * 11  # 10 batches of 100 and one of 1, per epoch
@@ -58,13 +59,19 @@ def relative_gap(a: float, b: float) -> float:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def runs(request, repo_root, tmp_path_factory):
-    """The same run on 1 and on 2 devices, side by side (both at once: each mostly waits on Python)."""
+    """The same run on 1 and on 2 devices, side by side (both at once: each mostly waits on Python). On TensorFlow
+    the 1-device run is conftest's float64_keras_run, FLAGS' own run, which test_training_parity reads too."""
     backend, folder = request.param, tmp_path_factory.mktemp(f"ddp-keras-{request.param}")
-    one = start(repo_root, backend, folder / "one", *FLAGS)
     two = start(repo_root, backend, folder / "two", *FLAGS, "--devices", "2")
-    finish(one)
+    if backend == "tensorflow":
+        one = request.getfixturevalue("float64_keras_run")
+    else:
+        one = folder / "one"
+        finish(start(repo_root, backend, one, *FLAGS))
     stdout = finish(two)
-    return backend, metrics(folder / "one"), folder / "two", stdout
+    one_config, two_config = metrics(one)["config"], metrics(folder / "two")["config"]
+    assert {**one_config, "out": None, "devices": 2} == {**two_config, "out": None}  # FLAGS in both
+    return backend, metrics(one), folder / "two", stdout
 
 
 def assert_same_training(run: dict, reference: dict, steps: int = STEPS) -> None:
@@ -130,20 +137,19 @@ def test_the_model_file_is_a_one_device_model(runs):
         np.testing.assert_allclose(array, reference[name], rtol=1e-9, atol=1e-12)
 
 
-def test_the_best_recipe_trains_on_two_devices_as_on_one(repo_root, tmp_path):
-    """Augmentation (the PyDataset path on TensorFlow), code and printed digits, the cosine schedule, then the
-    MNIST-only fine-tune from the first stage's model: both stages the same on 2 devices as on 1. 601 images
-    at the fine-tune's batch 200 end with a padded batch of 1."""
-    flags = ("--framework", "keras", "--recipe", "best", "--epochs", "1", "--limit-train", "601", "--code-digits", "20",
-             "--printed-digits", "51", "--style-digits", "0", "--finetune-epochs", "1", "--finetune-batch-size", "200",
-             "--precision", "float64", "--record-steps", "--no-progress")
-    finish(start(repo_root, "tensorflow", tmp_path / "one", *flags))  # one after the other: the digits and the
-    stdout = finish(start(repo_root, "tensorflow", tmp_path / "two", *flags, "--devices", "2"))  # augmentation keep a core busy
+def test_the_best_recipe_trains_on_two_devices_as_on_one(best_recipe_run):
+    """Augmentation (the PyDataset path on TensorFlow), code, printed and style digits, the cosine schedule, then
+    the fine-tune on MNIST and style digits from the first stage's model (conftest's BEST_RECIPE, whose 1-device
+    run test_training_parity also compares with Lightning's): both stages the same on 2 devices as on 1. The
+    first stage's 1,331 images end each epoch with a batch of 31, the fine-tune's 1,001 at batch 200 with a
+    padded batch of 1."""
+    one, _ = best_recipe_run("keras", 1)
+    two, stdout = best_recipe_run("keras", 2)
     assert stdout.count("on cpu x2 (tensorflow, MirroredStrategy)") == 2  # both stages
-    for stage, steps in (("pretrained", None), ("", 4)):  # fine-tune: 601 MNIST images at batch 200
-        run, reference = metrics(tmp_path / "two" / stage), metrics(tmp_path / "one" / stage)
-        assert_same_training(run, reference, steps=steps or len(reference["step_losses"]))
-    assert metrics(tmp_path / "two")["config"]["init_from"] == str(tmp_path / "two" / "pretrained" / "model.keras")
+    for stage, steps in (("pretrained", 2 * 14), ("", 6)):
+        run, reference = metrics(two / stage), metrics(one / stage)
+        assert_same_training(run, reference, steps=steps)
+    assert metrics(two)["config"]["init_from"] == str(two / "pretrained" / "model.keras")
 
 
 def test_padding_makes_every_replica_sum_to_the_global_mean():

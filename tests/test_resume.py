@@ -1,13 +1,14 @@
 """Interrupted runs: signals sent to a running scripts/train.py, and --resume reproducing the run.
 
-A recipe with a fine-tune stage, in float64, in each framework: one uninterrupted run, then
+A recipe with a fine-tune stage, in float64, in each framework: one uninterrupted run, and one run stopped
+twice on its way (a chain of three processes, whose steps the two signal tests check):
 - SIGTERM during the first stage (after its first epoch's checkpoint): exit 143, status "interrupted";
-- SIGKILL during the fine-tune stage: nothing can be written, status stays "running";
-each followed by `--resume` and no other flag, which must end where the uninterrupted run ends: every
-epoch's losses and the test loss within 1e-12 relative, in both stages. The runs keep an average of the
-weights (--ema-decay), which is validated and tested: it must come back from the checkpoint too. And they
-learn from a teacher (--distil-from, the suite's trained model), which the resumed run must read again.
-"""
+- then `--resume`, SIGKILLed during the fine-tune stage: nothing can be written, status stays "running";
+- then `--resume` again, with no other flag, which must end where the uninterrupted run ends: every
+  epoch's losses and the test loss within 1e-12 relative, in both stages.
+The runs keep an average of the weights (--ema-decay), which is validated and tested: it must come back
+from the checkpoint too. And they learn from a teacher (--distil-from, the suite's trained model), which
+the resumed run must read again."""
 
 from __future__ import annotations
 
@@ -89,22 +90,45 @@ def uninterrupted(request, repo_root, tmp_path_factory, flags):
     return request.param, out
 
 
-def test_sigterm_in_first_stage_then_resume(uninterrupted, repo_root, tmp_path, flags):
+@pytest.fixture(scope="module")
+def stopped_twice(uninterrupted, repo_root, tmp_path_factory, flags) -> dict:
+    """The run stopped twice, step by step (the tests below check each step): started, SIGTERM once its first
+    stage has a checkpoint; `--resume`, SIGKILL once its fine-tune stage has one; `--resume` to the end.
+    The SIGKILLed process is a resumed one: it finishes the first stage, then starts the fine-tune as a fresh run would."""
     framework, whole = uninterrupted
-    out = tmp_path / "run"
+    out = tmp_path_factory.mktemp(f"stopped-{framework}") / "run"
+    seen = {"framework": framework, "whole": whole, "out": out}
     process = train(repo_root, "--framework", framework, *flags, "--out", str(out))
     wait_for_checkpoint(out / "pretrained", process)
     process.send_signal(signal.SIGTERM)
-    code, stderr = finished(process)
+    seen["sigterm"] = finished(process)
+    seen["after_sigterm"] = read(out / "pretrained" / "metrics.json")
+    seen["model_after_sigterm"] = (out / "pretrained" / {"torch": "model.ckpt", "keras": "model.keras"}[framework]).exists()
+    assert seen["sigterm"][0] == 143, seen["sigterm"][1][-2000:]  # else there is nothing to resume below
+
+    process = train(repo_root, "--resume", str(out))
+    wait_for_checkpoint(out, process)  # the fine-tune stage's own checkpoint: the first stage is done
+    process.kill()
+    seen["sigkill"] = finished(process)
+    seen["after_sigkill"] = read(out / "metrics.json")
+    seen["first_stage"] = (out / "pretrained" / "metrics.json").read_bytes()
+
+    seen["resumed"] = finished(train(repo_root, "--resume", str(out)))
+    return seen
+
+
+def test_sigterm_in_first_stage_then_resume(stopped_twice):
+    framework, whole, out = stopped_twice["framework"], stopped_twice["whole"], stopped_twice["out"]
+    code, stderr = stopped_twice["sigterm"]
     assert code == 143, stderr[-2000:]
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert "interrupted by SIGTERM" in last and f"--resume {out}" in last
-    stopped = read(out / "pretrained" / "metrics.json")
+    stopped = stopped_twice["after_sigterm"]
     assert stopped["status"] == "interrupted" and 1 <= len(stopped["history"]) < 3
-    assert not (out / "pretrained" / {"torch": "model.ckpt", "keras": "model.keras"}[framework]).exists()
+    assert not stopped_twice["model_after_sigterm"]
 
-    code, stderr = finished(train(repo_root, "--resume", str(out)))
+    code, stderr = stopped_twice["resumed"]
     assert code == 0, stderr[-3000:]
     first = read(out / "pretrained" / "metrics.json")
     # Resumed, not restarted: the epochs before the signal are the interrupted session's own records.
@@ -114,21 +138,16 @@ def test_sigterm_in_first_stage_then_resume(uninterrupted, repo_root, tmp_path, 
     assert_same_run(read(out / "metrics.json"), read(whole / "metrics.json"))
 
 
-def test_sigkill_in_finetune_stage_then_resume(uninterrupted, repo_root, tmp_path, flags):
-    framework, whole = uninterrupted
-    out = tmp_path / "run"
-    process = train(repo_root, "--framework", framework, *flags, "--out", str(out))
-    wait_for_checkpoint(out, process)  # the fine-tune stage's own checkpoint: the first stage is done
-    process.kill()
-    code, _ = finished(process)
+def test_sigkill_in_finetune_stage_then_resume(stopped_twice):
+    whole, out = stopped_twice["whole"], stopped_twice["out"]
+    code, _ = stopped_twice["sigkill"]
     assert code == -signal.SIGKILL
-    stopped = read(out / "metrics.json")
+    stopped = stopped_twice["after_sigkill"]
     assert stopped["status"] == "running"  # nothing runs after SIGKILL: the status is stale, the lock free
-    first_stage = (out / "pretrained" / "metrics.json").read_bytes()
 
-    code, stderr = finished(train(repo_root, "--resume", str(out)))
+    code, stderr = stopped_twice["resumed"]
     assert code == 0, stderr[-3000:]
-    assert (out / "pretrained" / "metrics.json").read_bytes() == first_stage  # done stages are not run again
+    assert (out / "pretrained" / "metrics.json").read_bytes() == stopped_twice["first_stage"]  # done stages are not run again
     resumed = read(out / "metrics.json")
     assert resumed["history"][0] == stopped["history"][0]
     assert_same_run(resumed, read(whole / "metrics.json"))

@@ -43,8 +43,8 @@ def check(summary, steps):
 
 
 def test_float64_training_agrees_step_by_step(repo_root, tmp_path):
-    """40 steps (8,000 images, batch 200): SGD and Adam, per-step losses within 1e-10 relative."""
-    check(run_parity(repo_root, tmp_path, "--limit-train", "8000"), steps=40)
+    """20 steps (4,000 images, batch 200): SGD and Adam, per-step losses within 1e-10 relative."""
+    check(run_parity(repo_root, tmp_path, "--limit-train", "4000"), steps=20)
     assert (tmp_path / "divergence.png").stat().st_size > 10_000
 
 
@@ -54,30 +54,22 @@ def test_float64_training_agrees_over_a_full_epoch(repo_root, tmp_path):
     check(run_parity(repo_root, tmp_path), steps=275)
 
 
-def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(repo_root, tmp_path):
+def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(best_recipe_run):
     """Augmentation, the cosine schedule, the mixed-in code, printed and style digits, then the fine-tune on
-    MNIST and style digits from the saved first-stage model: float64 step losses agree in both stages, so every
-    epoch's augmented images and order, and the hand-over between stages, are the same in both
-    frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch). Lightning
+    MNIST and style digits from the saved first-stage model (conftest's BEST_RECIPE): float64 step losses agree
+    in both stages, so every epoch's augmented images and order, and the hand-over between stages, are the same
+    in both frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch). Lightning
     on 2 devices (DDP) takes the same steps too, in both stages."""
     losses = {}
-    for name, framework, devices in (("torch", "torch", "1"), ("keras", "keras", "1"), ("torch DDP", "torch", "2")):
-        out = tmp_path / name
-        done = subprocess.run(
-            [sys.executable, "scripts/train.py", "--framework", framework, "--recipe", "best", "--epochs", "2",
-             "--limit-train", "1000", "--code-digits", "25", "--printed-digits", "100", "--style-digits", "60",
-             "--finetune-style-digits", "30", "--finetune-epochs", "1", "--finetune-batch-size", "200",
-             "--precision", "float64", "--record-steps", "--no-progress", "--devices", devices, "--out", str(out)],
-            cwd=repo_root, capture_output=True, text=True, timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+    for name, framework, devices in (("torch", "torch", 1), ("keras", "keras", 1), ("torch DDP", "torch", 2)):
+        out, _ = best_recipe_run(framework, devices)
         first = json.loads((out / "pretrained" / "metrics.json").read_text())
         final = json.loads((out / "metrics.json").read_text())
         assert final["config"]["init_from"] == str(out / "pretrained" / MODEL_FILE[framework])
         assert final["config"]["code_digits"] == 0 and final["config"]["lr"] == 3e-4
         assert (first["config"]["style_digits"], final["config"]["style_digits"]) == (60, 30)
         losses[name] = (np.array(first["step_losses"]), np.array(final["step_losses"]))
-    # 1000 MNIST + ~200 code + 100 printed + ~60 style digits at 100; 1000 MNIST + ~30 style digits at 200
+    # 971 MNIST + 200 code + 100 printed + 60 style digits at 100; 971 MNIST + 30 style digits at 200
     for stage, steps in ((0, 2 * 14), (1, 6)):
         torch_losses, keras_losses, ddp_losses = losses["torch"][stage], losses["keras"][stage], losses["torch DDP"][stage]
         assert len(torch_losses) == len(keras_losses) == len(ddp_losses) == steps
@@ -148,18 +140,33 @@ def assert_same_run(run, reference, bound: float, name: str, train_loss: bool = 
 
 
 AVERAGE = ["--ema-decay", "0.9"]
+# Over SHORT_RUN, the config of conftest's float64_keras_run: 1,001 images (2 x 11 steps, each epoch's last batch
+# holds 1), 301 validation images, every step's loss recorded. That run, without the flag under test, is the
+# control of the two default tests below.
+LIKE_PLAIN = ["--limit-train", "1001", "--val-split", "301", "--record-steps"]
 
 
-def test_weight_average_is_the_same_in_both_frameworks(repo_root, tmp_path):
+def plain_run(folder, run, *under_test: str) -> tuple[dict, dict]:
+    """conftest's float64_keras_run (in `folder`): its metrics and weights, once its config is checked to be `run`'s
+    but for the fields under test (and its folder)."""
+    from parity.weights.reading import read_weights
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    different = {key for key in metrics["config"] if metrics["config"][key] != run[0]["config"][key]}
+    assert different == {"out", *under_test}, different
+    return metrics, read_weights(folder / "model.keras")
+
+
+def test_weight_average_is_the_same_in_both_frameworks(repo_root, tmp_path, float64_keras_run):
     """--ema-decay: Lightning's EMAWeightAveraging callback and Keras's Adam(use_ema=True) are two implementations
     of one average. In float64 both validate it every epoch, test it and save it: the same weights within 1e-10,
-    the same validation and test losses within 1e-10 relative (measured 3e-16). A run without the average ends
+    the same validation and test losses within 1e-10 relative (measured 2e-16). A run without the average ends
     elsewhere, so the test fails if both frameworks ignored the flag."""
-    runs = flag_runs(repo_root, tmp_path, [("torch", "torch", "1", AVERAGE, None), ("keras", "keras", "1", AVERAGE, None),
-                                           ("torch, no average", "torch", "1", [], None)])
+    runs = flag_runs(repo_root, tmp_path, [("torch", "torch", "1", [*AVERAGE, *LIKE_PLAIN], None),
+                                           ("keras", "keras", "1", [*AVERAGE, *LIKE_PLAIN], None)])
     assert_same_run(runs["torch"], runs["keras"], 1e-10, "torch")
-    plain_metrics, plain_weights = runs["torch, no average"]
-    assert weight_gap(plain_weights, runs["keras"][1]) > 1e-3  # 20 steps at decay 0.9: the average lags the weights
+    plain_metrics, plain_weights = plain_run(float64_keras_run, runs["keras"], "ema_decay")
+    assert weight_gap(plain_weights, runs["keras"][1]) > 1e-3  # 22 steps at decay 0.9: the average lags the weights
     assert abs(plain_metrics["test_loss"] - runs["keras"][0]["test_loss"]) > 1e-3
 
 
@@ -178,8 +185,8 @@ def test_weight_average_on_two_devices_and_on_jax(repo_root, tmp_path):
 
 def distillation(trained_files, *more) -> list[str]:
     """The suite's trained model as two teachers, one file per framework (each run reads both formats), at a
-    temperature and weight other than the defaults, on 1,051 images (an odd last batch: 51 at batch 100), every
-    step's loss recorded. The two teachers are the same model, so a sum instead of their mean still shows."""
+    temperature and weight other than the defaults; by default on 1,051 images (an odd last batch: 51 at batch
+    100), every step's loss recorded. The two teachers are the same model, so a sum instead of their mean still shows."""
     return ["--distil-from", str(trained_files["ckpt"]), str(trained_files["keras"]), "--distil-weight", "0.6",
             "--distil-temperature", "3", "--limit-train", "1051", "--record-steps", *more]
 
@@ -191,17 +198,18 @@ def assert_same_steps(run, reference, bound: float, name: str) -> None:
     assert np.max(np.abs(steps - reference_steps) / reference_steps) <= bound, name
 
 
-def test_distillation_is_the_same_in_both_frameworks(repo_root, tmp_path, trained_files):
+def test_distillation_is_the_same_in_both_frameworks(repo_root, tmp_path, trained_files, float64_keras_run):
     """--distil-from: the teachers' soft targets are added in Lightning's training_step and in Keras's compute_loss,
-    each framework's own place for a loss. In float64: every step's mixed loss, every epoch's training loss (the
-    labels' part) and validation loss, the test loss and the saved weights agree within 1e-10. A run without
-    the teachers ends elsewhere, its steps' losses far from the mixed ones."""
-    runs = flag_runs(repo_root, tmp_path, [("torch", "torch", "1", distillation(trained_files), None),
-                                           ("keras", "keras", "1", distillation(trained_files), None),
-                                           ("torch, no teachers", "torch", "1", ["--limit-train", "1051", "--record-steps"], None)])
+    each framework's own place for a loss. In float64, on LIKE_PLAIN's 1,001 images (a last batch of 1): every
+    step's mixed loss, every epoch's training loss (the labels' part) and validation loss, the test loss and the
+    saved weights agree within 1e-10. A run without the teachers ends elsewhere, its steps' losses far from the
+    mixed ones."""
+    runs = flag_runs(repo_root, tmp_path, [("torch", "torch", "1", distillation(trained_files, *LIKE_PLAIN), None),
+                                           ("keras", "keras", "1", distillation(trained_files, *LIKE_PLAIN), None)])
     assert_same_steps(runs["torch"], runs["keras"], 1e-10, "torch")
     assert_same_run(runs["torch"], runs["keras"], 1e-10, "torch", train_loss=True)
-    plain_metrics, plain_weights = runs["torch, no teachers"]
+    teachers = ("distil_from", "distil_weight", "distil_temperature")
+    plain_metrics, plain_weights = plain_run(float64_keras_run, runs["keras"], *teachers)
     assert weight_gap(plain_weights, runs["keras"][1]) > 1e-3
     assert abs(plain_metrics["step_losses"][0] - runs["keras"][0]["step_losses"][0]) > 1  # T^2 x the teachers' term
     # the labels' loss is reported apart from the mixed one: at the first epoch both runs are near chance's 2.3

@@ -8,6 +8,9 @@ feed `fit`:
   tensors and prefetches: the faster path. It prefetches across epoch boundaries, before any callback
   could tell it the epoch, so it takes every epoch's order up front from the batcher's `epoch_order`.
 
+When the teachers teach only some images (--distil-images mnist), those images' labels come `tagged`
+(lenet_keras.distil), which the loss and metrics undo.
+
 On N devices (lenet_keras.distribute) every batch that does not split evenly over them is padded with
 blank, zero-weight images up to the next multiple of N, and the batches carry sample weights (`pad`):
 b_p / b for the b real samples of a padded batch, 1 for a full batch. In a multi-process JAX run each
@@ -24,6 +27,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from lenet_keras.distil import tagged
 from parity.data.batches import EpochBatcher, epoch_order
 
 
@@ -55,12 +59,14 @@ class BatcherDataset(keras.utils.PyDataset):
     def __init__(self, batcher: EpochBatcher, replicas: int = 1, process: tuple[int, int] = (0, 1), dtype: str = "float32"):
         super().__init__()
         self.batcher, self.replicas, self.process, self.dtype = batcher, replicas, process, dtype
+        self.labels = training_labels(batcher)
 
     def __len__(self) -> int:
         return len(self.batcher)
 
     def __getitem__(self, i: int):
-        x, y = self.batcher.batch(i)
+        idx = self.batcher.indices(i)
+        x, y = self.batcher.images[idx], self.labels[idx]
         if self.replicas == 1:
             return x[..., None], y
         x, y, w = pad(x[..., None], y, self.replicas, self.dtype)
@@ -83,6 +89,11 @@ class SetEpoch(keras.callbacks.Callback):
         self.batcher.set_epoch(epoch)
 
 
+def training_labels(batcher: EpochBatcher) -> np.ndarray:
+    """The labels `fit` takes: the batcher's, `tagged` where it marks the images the teachers teach."""
+    return batcher.labels if batcher.taught is None else tagged(batcher.labels, batcher.taught)
+
+
 def train_data(batcher: EpochBatcher, epochs: int, first_epoch: int = 0, *, replicas: int = 1,
                process: tuple[int, int] = (0, 1), dtype: str = "float32"):
     """Something `model.fit` iterates, `len(batcher)` steps per epoch, in the batcher's batches, for
@@ -94,7 +105,7 @@ def train_data(batcher: EpochBatcher, epochs: int, first_epoch: int = 0, *, repl
 
     n, batch_size = len(batcher.labels), batcher.batch_size
     orders = np.stack([epoch_order(batcher.seed, epoch, n) for epoch in range(first_epoch, epochs)])
-    images, labels = tf.constant(batcher.images[..., None]), tf.constant(batcher.labels)
+    images, labels = tf.constant(batcher.images[..., None]), tf.constant(training_labels(batcher))
     batches = tf.data.Dataset.from_tensor_slices(orders).flat_map(
         lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
     if replicas == 1:

@@ -9,6 +9,11 @@ takes one teacher, and ignores sample weights, which carry the padding of multi-
 losses to go, with Keras's CategoricalCrossentropy reducing it exactly as the compiled loss is reduced.
 Validation and test (training=False) score the labels' loss alone, as in Lightning, and the epoch's training
 loss in metrics.json is the labels' part of the mixed loss (LABELS_LOSS) there too.
+
+With --distil-images mnist the teachers teach some images only, and the loss must know which. Lightning's batch
+carries the flags as a fourth tensor; Keras's `fit` has no slot for one (its sample weights are the padding's),
+so an image the teachers teach comes with TAUGHT added to its label (lenet_keras.data), and the loss and the
+metrics take it off again (`untagged`) before anything else sees the labels.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from keras import ops
 from lenet_keras.checkpoint import model_from_weights
 
 
+TAUGHT = 10  # added to the label of an image the teachers teach (--distil-images mnist): 3 is a 3, 13 a taught 3
 LABELS_LOSS = "labels_loss"  # the epoch's training loss in metrics.json: the labels' cross-entropy, as Lightning's train_loss
 
 
@@ -47,19 +53,47 @@ def logits(probabilities):
     return ops.log(ops.maximum(probabilities, tiny))
 
 
-def distil(model: keras.Model, teachers: list[keras.Model], weight: float, temperature: float) -> None:
-    """From now on `model`'s training loss mixes in the teachers' soft targets. Set on this model object only
+def tagged(labels: np.ndarray, taught: np.ndarray) -> np.ndarray:
+    """The labels of a --distil-images mnist run's training images, TAUGHT added where the teachers teach."""
+    return labels + TAUGHT * taught.astype(labels.dtype)
+
+
+def untagged(y):
+    """Labels and taught flags (0 or 1, in y's dtype) from `tagged` labels."""
+    return ops.mod(y, TAUGHT), ops.floor_divide(y, TAUGHT)
+
+
+def distil(model: keras.Model, teachers: list[keras.Model], weight: float, temperature: float, some_images: bool = False) -> None:
+    """From now on `model`'s training loss mixes in the teachers' soft targets; with `some_images`, only for the
+    images whose labels are `tagged` (the others learn from their labels alone). Set on this model object only
     (its class and saved file stay a plain Sequential), past Keras's attribute tracking, so the teachers'
     weights are not the model's own: not trained, not saved, not counted."""
-    labels_loss = model.compute_loss
+    labels_loss, labels_metrics = model.compute_loss, model.compute_metrics
     soft_loss = keras.losses.CategoricalCrossentropy(from_logits=True)  # "sum_over_batch_size", as the compiled loss
 
     def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = labels_loss(x, y, y_pred, sample_weight, training=training)
+        taught = None
+        if some_images:
+            y, taught = untagged(y)
         if not training:
-            return loss
+            return labels_loss(x, y, y_pred, sample_weight, training=training)
         targets = ops.mean(ops.stack([ops.softmax(logits(teacher(x, training=False)) / temperature) for teacher in teachers]), axis=0)
-        soft = soft_loss(targets, logits(y_pred) / temperature, sample_weight=sample_weight) * temperature**2
-        return (1 - weight) * loss + weight * soft
+        if taught is None:
+            loss = labels_loss(x, y, y_pred, sample_weight, training=training)
+            soft = soft_loss(targets, logits(y_pred) / temperature, sample_weight=sample_weight) * temperature**2
+            return (1 - weight) * loss + weight * soft
+        # Per image, as Lightning mixes it: (1 - w t) x the labels' loss + w t x the teachers', t = 1 if taught.
+        share = weight * ops.cast(taught, y_pred.dtype)
+        if sample_weight is not None:  # the padding's weights (lenet_keras.data.pad) weigh both parts
+            share_weight, labels_weight = share * sample_weight, (1 - share) * sample_weight
+        else:
+            share_weight, labels_weight = share, 1 - share
+        loss = labels_loss(x, y, y_pred, labels_weight, training=training)
+        return loss + soft_loss(targets, logits(y_pred) / temperature, sample_weight=share_weight) * temperature**2
+
+    def compute_metrics(x, y, y_pred, sample_weight=None):
+        return labels_metrics(x, untagged(y)[0], y_pred, sample_weight)
 
     object.__setattr__(model, "compute_loss", compute_loss)
+    if some_images:
+        object.__setattr__(model, "compute_metrics", compute_metrics)

@@ -206,7 +206,8 @@ def _train(config: TrainConfig, splits: Splits | None, resume: bool, parallel: P
         model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
                       weighted_metrics=real_sample_metrics())
     if config.distil_from:
-        distil(model, load_teachers(config.distil_from, config.precision), config.distil_weight, config.distil_temperature)
+        distil(model, load_teachers(config.distil_from, config.precision), config.distil_weight, config.distil_temperature,
+               some_images=config.distil_images != "all")
     if state:  # the checkpoint's weights and optimizer state, read from its HDF5 part (no config deserialised)
         model.optimizer.build(model.trainable_variables)
         model.load_weights(state.checkpoint)

@@ -8,7 +8,8 @@ Keras run takes (lenet_keras/data.py). `SetEpoch` tells the batcher the epoch, a
 Data-parallel (DDP), every rank holds the same tensors and takes its contiguous part of each global batch
 (`parity.data.batches.rank_part`), so the ranks together see exactly the 1-device batches, each image once,
 and every rank takes the same number of steps. Lightning shards only DataLoaders, never these iterables.
-Each batch comes with the global batch's size, which the loss divides by.
+Each batch comes with the global batch's size, which the loss divides by, and, when the teachers teach only
+some images (--distil-images mnist), which of its images they teach.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def to_tensor(images: np.ndarray, dtype: torch.dtype, device: torch.device) -> t
 
 class ResidentBatches:
     """An iterable of (images, labels, global batch size) batches of an `EpochBatcher`, sliced from tensors on
-    `device`: rank `rank` of `world`'s part of each batch."""
+    `device`: rank `rank` of `world`'s part of each batch; (..., taught) when the batcher marks taught images."""
 
     def __init__(self, batcher: EpochBatcher, dtype: torch.dtype, device: torch.device, rank: int = 0, world: int = 1):
         self.batcher, self.dtype, self.device = batcher, dtype, device
         self.rank, self.world = rank, world
         self.y = torch.from_numpy(batcher.labels).to(device)
+        self.taught = None if batcher.taught is None else torch.from_numpy(batcher.taught).to(device)
         self._x: torch.Tensor | None = None
         self._x_epoch: int | None = None  # the epoch whose images self._x holds (augmented batchers)
 
@@ -63,7 +65,8 @@ class ResidentBatches:
             span = batcher.span(i)
             part = rank_part(span, self.rank, self.world)
             idx = part if order is None else order[part]  # in order: contiguous slices, no copy
-            yield x[idx], y[idx], span.stop - span.start
+            batch = x[idx], y[idx], span.stop - span.start
+            yield batch if self.taught is None else (*batch, self.taught[idx])
 
 
 class SetEpoch(Callback):

@@ -85,14 +85,16 @@ class LitLeNet5(L.LightningModule):
         return F.cross_entropy(logits / temperature, targets, reduction="none") * temperature**2
 
     def training_step(self, batch, batch_idx):
-        # (images, labels, global batch size) from lenet_torch.data: this rank's part of a global batch;
+        # (images, labels, global batch size[, taught]) from lenet_torch.data: this rank's part of a global batch;
         # a plain (images, labels) loader (one device) works too.
-        images, labels, *global_size = batch
-        batch_images = global_size[0] if global_size else len(labels)
+        images, labels, *extra = batch
+        batch_images = extra[0] if extra else len(labels)
         logits = self.model(images)
         labels_losses = losses = F.cross_entropy(logits, labels, reduction="none")
         if self.teachers:  # --distil-from: each image's loss mixes its label's and the teachers' view of it
             weight = self.config.distil_weight
+            if len(extra) > 1:  # --distil-images mnist: the images they don't teach learn from their labels alone
+                weight = weight * extra[1].to(logits.dtype)
             losses = (1 - weight) * labels_losses + weight * self.soft_target_losses(images, logits)
         # The mean over the whole global batch. DDP averages the ranks' gradients, so each rank gives its
         # sum x world / global count: exact for any split, also an epoch's uneven last batch (world 1: the mean).

@@ -20,6 +20,7 @@ ACCELERATORS = ("auto", "cpu", "gpu")
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "float64")
 LR_SCHEDULES = ("constant", "cosine")
+DISTIL_IMAGES = ("all", "mnist")  # which training images the teachers teach (TrainConfig.distil_images)
 STRATEGIES = ("auto", "ddp")
 
 # The ranges of the numeric flags, each with why (TrainConfig checks them too, for configs made in code).
@@ -107,6 +108,8 @@ class TrainConfig:
                                   type=DISTIL_WEIGHT, metavar="W")
     distil_temperature: float = option(2.0, "with --distil-from: the softmax temperature of teachers and student "
                                             "(the teachers' term is scaled by its square)", type=DISTIL_TEMPERATURE, metavar="T")
+    distil_images: str = option("all", "with --distil-from: the training images the teachers teach: all, or mnist "
+                                       "(MNIST's own; the mixed-in digits learn from their labels alone)", choices=DISTIL_IMAGES)
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
@@ -159,7 +162,7 @@ class TrainConfig:
             elif _annotations()[field.name] is bool and not isinstance(value, bool):
                 raise ValueError(f"{field.name} must be True or False, got {value!r}")
         if self.distil_from is None:
-            for name in ("distil_weight", "distil_temperature"):
+            for name in ("distil_weight", "distil_temperature", "distil_images"):
                 if getattr(self, name) != _defaults()[name]:
                     raise ValueError(f"{name} is for distillation: give distil_from (--distil-from) too")
         world = self.world_size

@@ -65,7 +65,7 @@ def parse_args(argv=None):
     for teacher in args.distil_from or ():
         if not teacher.is_file():
             parser.error(f"--distil-from {teacher}: no such file")
-    for flag in ("distil_weight", "distil_temperature"):  # also at their defaults, which TrainConfig cannot tell
+    for flag in ("distil_weight", "distil_temperature", "distil_images"):  # also at their defaults, which TrainConfig cannot tell
         if args.distil_from is None and getattr(args, flag) is not None:
             parser.error(f"{flag} is for distillation: give distil_from (--distil-from) too")
     if args.data_dir is not None and not args.data_dir.is_dir():

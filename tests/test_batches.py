@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -138,6 +140,22 @@ def test_mnist_repeats_tiles_mnist_before_the_mixes_and_each_copy_is_augmented_a
     assert len(make_splits(config.replace(mnist_repeats=1)).train_y) == 300
 
 
+def test_the_splits_say_which_images_are_mnists_and_the_batcher_marks_them_taught_with_distil_images_mnist():
+    config = TrainConfig(limit_train=50, val_split=500, mnist_repeats=2, printed_digits=20)
+    splits = make_splits(config)
+    assert splits.train_mnist.dtype == bool and splits.train_mnist.tolist() == [True] * 100 + [False] * 20
+    teachers = config.replace(distil_from=("teacher.ckpt",))
+    assert EpochBatcher.training(splits, teachers.replace(distil_images="mnist")).taught is splits.train_mnist
+    assert EpochBatcher.training(splits, teachers).taught is None  # "all": every image, no flags
+    assert EpochBatcher.training(splits, config).taught is None  # no teachers
+    with pytest.raises(ValueError, match="do not say which training images are MNIST's"):
+        EpochBatcher.training(dataclasses.replace(splits, train_mnist=None), teachers.replace(distil_images="mnist"))
+    with pytest.raises(ValueError, match="train_mnist has 119 flags for 120 training images"):
+        dataclasses.replace(splits, train_mnist=splits.train_mnist[1:])
+    with pytest.raises(ValueError, match="119 taught flags for 120 labels"):
+        EpochBatcher(splits.train_y, BATCH, images=splits.train_x, seed=0, taught=splits.train_mnist[1:])
+
+
 # ------------------------------------------------------- both frameworks' real loops take these batches
 
 
@@ -157,8 +175,11 @@ def lightning_batches(batcher: EpochBatcher, epochs: int) -> list[list[tuple[np.
         def training_step(self, batch, batch_idx):
             if batch_idx == 0:
                 self.seen.append([])
-            x, y, _ = batch  # (this rank's images, labels, the global batch size)
-            self.seen[-1].append((x[:, 0].numpy().copy(), y.numpy().copy()))
+            x, y, _, *taught = batch  # (this rank's images, labels, the global batch size[, taught])
+            y = y.numpy().copy()
+            if taught:  # as Keras gets them (lenet_keras.distil.tagged), to compare alike
+                y += 10 * taught[0].numpy()
+            self.seen[-1].append((x[:, 0].numpy().copy(), y))
             return None  # nothing to optimize
 
         def configure_optimizers(self):
@@ -198,22 +219,26 @@ def keras_batches(batcher: EpochBatcher, epochs: int) -> list[list[tuple[np.ndar
     return [model.seen[e * len(batcher) : (e + 1) * len(batcher)] for e in range(epochs)]
 
 
-@pytest.mark.parametrize("augment", [False, True], ids=["fixed", "augmented"])
-def test_lightning_and_keras_fit_take_the_same_batches(raw, augment):
+@pytest.mark.parametrize("augment, teach_some", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["fixed", "augmented", "fixed-some-taught", "augmented-some-taught"])
+def test_lightning_and_keras_fit_take_the_same_batches(raw, augment, teach_some):
     """Each epoch's batches in both real fit loops are the batcher's for that epoch: Lightning creates its
     first iterator before on_train_epoch_start, Keras looks at a batch before epoch 0, and neither may
-    shift an epoch (the Keras augmented run was once one epoch ahead)."""
+    shift an epoch (the Keras augmented run was once one epoch ahead). When the teachers teach some images
+    only (--distil-images mnist), each image comes with its flag: Lightning's fourth tensor, Keras's tagged label."""
     epochs = 3
+    labels = np.arange(N)  # each image's own index: a batch of other images shows
+    taught = (np.arange(N) % 3 == 0) if teach_some else None
 
     def batcher() -> EpochBatcher:
-        return EpochBatcher(np.arange(N), BATCH, raw=raw, seed=SEED) if augment else \
-            EpochBatcher(np.arange(N), BATCH, images=to_model_input(raw), seed=SEED)
+        return EpochBatcher(labels, BATCH, raw=raw, seed=SEED, taught=taught) if augment else \
+            EpochBatcher(labels, BATCH, images=to_model_input(raw), seed=SEED, taught=taught)
 
     taken = {"lightning": lightning_batches(batcher(), epochs), "keras": keras_batches(batcher(), epochs)}
     reference = batcher()
     for epoch in range(epochs):
         reference.set_epoch(epoch)
-        expected = list(reference)
+        expected = [(x, y + 10 * taught[reference.indices(i)] if teach_some else y) for i, (x, y) in enumerate(reference)]
         for framework, epochs_taken in taken.items():
             got = epochs_taken[epoch]
             assert [len(y) for _, y in got] == SIZES, framework

@@ -66,6 +66,8 @@ TRAIN_FLAGS = [
     (["--distil-from"], "argument --distil-from: expected at least one argument"),
     (["--distil-weight", "0.5"], "distil_weight is for distillation: give distil_from (--distil-from) too"),
     (["--distil-temperature", "2"], "distil_temperature is for distillation: give distil_from (--distil-from) too"),  # the default
+    (["--distil-images", "all"], "distil_images is for distillation: give distil_from (--distil-from) too"),  # the default
+    (["--distil-from", "{junk_ckpt}", "--distil-images", "codes"], "argument --distil-images: invalid choice: 'codes'"),
     (["--distil-from", "{junk_ckpt}", "--distil-weight", "1.5"], "argument --distil-weight: must be a number from 0 to 1, got 1.5"),
     (["--distil-from", "{junk_ckpt}", "--distil-temperature", "0"], "argument --distil-temperature: must be a number from 0.1 to 100"),
     (["--distil-from", *["{junk_ckpt}"] * 17], "distil_from must name 1 to 16 model files, got 17"),

@@ -36,7 +36,7 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
         "--framework", "keras", "--recipe", "best", "--epochs", "3", "--batch-size", "64", "--lr", "0.02",
         "--optimizer", "sgd", "--seed", "7", "--val-split", "100", "--limit-train", "900", "--no-augment",
         "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--mnist-repeats", "3", "--ema-decay", "0.99",
-        "--distil-from", str(model), str(teacher), "--distil-weight", "0.3", "--distil-temperature", "4", "--lr-schedule", "constant", "--finetune-epochs", "2",
+        "--distil-from", str(model), str(teacher), "--distil-weight", "0.3", "--distil-temperature", "4", "--distil-images", "mnist", "--lr-schedule", "constant", "--finetune-epochs", "2",
         "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--finetune-style-digits", "14", "--init-from", str(model), "--precision", "float64",
         "--compile", "--accelerator", "cpu", "--devices", "2", "--num-nodes", "2", "--strategy", "ddp",
         "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--record-steps",
@@ -44,7 +44,7 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
     config = TrainConfig(
         framework="keras", recipe="best", epochs=3, batch_size=64, lr=0.02, optimizer="sgd", seed=7, val_split=100,
         limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, mnist_repeats=3, ema_decay=0.99,
-        distil_from=(model, teacher), distil_weight=0.3, distil_temperature=4.0, lr_schedule="constant", finetune_epochs=2,
+        distil_from=(model, teacher), distil_weight=0.3, distil_temperature=4.0, distil_images="mnist", lr_schedule="constant", finetune_epochs=2,
         finetune_lr=0.005, finetune_batch_size=32, finetune_style_digits=14, init_from=model, precision="float64", compile=True,
         accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", data_dir=tmp_path, out=tmp_path / "run",
         progress=False, record_steps=True,
@@ -185,6 +185,8 @@ def test_to_dict_writes_paths_as_text():
         ({"distil_from": []}, "distil_from must name 1 to 16 model files, got 0"),
         ({"distil_weight": 0.5}, "distil_weight is for distillation: give distil_from (--distil-from) too"),
         ({"distil_temperature": 3.0}, "distil_temperature is for distillation"),
+        ({"distil_images": "mnist"}, "distil_images is for distillation"),
+        ({"distil_from": ["a.ckpt"], "distil_images": "codes"}, "distil_images must be one of all, mnist, got 'codes'"),
         ({"distil_from": ["a.ckpt"], "distil_weight": -0.1}, "distil_weight must be a number from 0 to 1, got -0.1"),
         ({"distil_from": ["a.ckpt"], "distil_temperature": float("inf")}, "distil_temperature must be a number from 0.1 to 100"),
         ({"framework": "jax"}, "framework must be one of torch, keras"),
@@ -207,7 +209,8 @@ def test_train_config_takes_every_allowed_extreme():
     assert config.seed == 2**32 - 1
     assert TrainConfig(seed=np.uint32(7)).seed == 7  # NumPy integers count as integers
     assert TrainConfig(**TrainConfig().to_dict()) == TrainConfig()  # what config.json holds reads back (paths as text)
-    teachers = TrainConfig(distil_from=["a.ckpt", Path("b.keras")], distil_weight=1.0, distil_temperature=100.0)
+    teachers = TrainConfig(distil_from=["a.ckpt", Path("b.keras")], distil_weight=1.0, distil_temperature=100.0,
+                           distil_images="mnist")
     assert teachers.distil_from == (Path("a.ckpt"), Path("b.keras")) and teachers.to_dict()["distil_from"] == ["a.ckpt", "b.keras"]
     assert TrainConfig(**teachers.to_dict()) == teachers
 

@@ -40,13 +40,16 @@ class EpochBatcher:
     (`parity.data.augment.augmented_epoch(raw, seed, epoch)`). With a `seed` the batches follow
     `epoch_order(seed, epoch, N)`; without one (evaluation) they come in index order.
 
+    `taught` (bool, one per image) marks the images the teachers teach when they teach only some
+    (--distil-images mnist); None: all of them, or no teachers.
+
     A new batcher is at epoch 0. The epoch's images and order are made when first asked for, once per
     epoch, so telling it the same epoch again (or looking at a batch before training starts, as Keras's
     `fit` does) costs nothing and changes nothing.
     """
 
     def __init__(self, labels: np.ndarray, batch_size: int, *, images: np.ndarray | None = None,
-                 raw: np.ndarray | None = None, seed: int | None = None):
+                 raw: np.ndarray | None = None, seed: int | None = None, taught: np.ndarray | None = None):
         if (images is None) == (raw is None):
             raise ValueError("give exactly one of images (preprocessed) and raw (uint8, augmented every epoch)")
         if raw is not None and seed is None:
@@ -56,16 +59,25 @@ class EpochBatcher:
         source = images if images is not None else raw
         if len(source) != len(labels):
             raise ValueError(f"{len(source)} images but {len(labels)} labels")
+        if taught is not None and taught.shape != labels.shape:
+            raise ValueError(f"{len(taught)} taught flags for {len(labels)} labels")
         self.labels, self.batch_size, self.seed = labels, batch_size, seed
-        self.raw = raw
+        self.raw, self.taught = raw, taught
         self.epoch = 0
         self._images = images
         self._order: np.ndarray | None = None
 
     @classmethod
     def training(cls, splits: Splits, config: TrainConfig) -> EpochBatcher:
-        """The training batches of a run: shuffled by the run's seed, augmented when `splits` holds raw images."""
-        return cls(splits.train_y, config.batch_size, images=splits.train_x, raw=splits.train_raw, seed=config.seed)
+        """The training batches of a run: shuffled by the run's seed, augmented when `splits` holds raw images,
+        MNIST's images marked taught with --distil-images mnist."""
+        taught = None
+        if config.distil_from and config.distil_images == "mnist":
+            if splits.train_mnist is None:
+                raise ValueError("--distil-images mnist: these splits do not say which training images are MNIST's")
+            taught = splits.train_mnist
+        return cls(splits.train_y, config.batch_size, images=splits.train_x, raw=splits.train_raw, seed=config.seed,
+                   taught=taught)
 
     @property
     def augments(self) -> bool:

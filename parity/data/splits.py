@@ -17,7 +17,8 @@ class Splits:
 
     The training images are held in one form only: model-ready in `train_x`, or, when the recipe
     augments (every epoch makes its own images from the originals), as uint8 (N, 28, 28) originals in
-    `train_raw`, with `train_x` None: preprocessing them would be thrown away unused.
+    `train_raw`, with `train_x` None: preprocessing them would be thrown away unused. `train_mnist` says which
+    training images are MNIST's own (its copies too) and which were mixed in (--distil-images mnist).
     """
 
     train_x: np.ndarray | None
@@ -27,10 +28,13 @@ class Splits:
     test_x: np.ndarray
     test_y: np.ndarray
     train_raw: np.ndarray | None = None
+    train_mnist: np.ndarray | None = None  # bool (N,), one per training image; None: not known
 
     def __post_init__(self) -> None:
         if (self.train_x is None) == (self.train_raw is None):
             raise ValueError("Splits holds the training images either model-ready (train_x) or raw (train_raw)")
+        if self.train_mnist is not None and self.train_mnist.shape != self.train_y.shape:
+            raise ValueError(f"train_mnist has {len(self.train_mnist)} flags for {len(self.train_y)} training images")
 
 
 def make_splits(config: TrainConfig) -> Splits:
@@ -49,6 +53,7 @@ def make_splits(config: TrainConfig) -> Splits:
     train_raw, train_y = mnist.train_images[:n_train], labels[:n_train]
     if config.mnist_repeats > 1:  # MNIST's weight in the mix; with augment each copy is warped afresh
         train_raw, train_y = np.tile(train_raw, (config.mnist_repeats, 1, 1)), np.tile(train_y, config.mnist_repeats)
+    n_mnist = len(train_y)  # MNIST's own come first; the mixed-in digits follow
     if config.code_digits:  # digits cut from generated verification codes, mixed in (the "best" recipe)
         from parity.codes.training import training_digits
 
@@ -68,6 +73,7 @@ def make_splits(config: TrainConfig) -> Splits:
         train_x=None if config.augment else to_model_input(train_raw),
         train_y=train_y,
         train_raw=train_raw if config.augment else None,
+        train_mnist=np.arange(len(train_y)) < n_mnist,
         val_x=to_model_input(mnist.train_images[val_start:]),
         val_y=labels[val_start:],
         test_x=to_model_input(mnist.test_images),

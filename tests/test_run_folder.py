@@ -25,11 +25,34 @@ def one_line(done) -> str:
 
 
 @pytest.fixture(scope="module")
-def finished_run(repo_root, tmp_path_factory):
+def lock_taken_over(repo_root, tmp_path_factory) -> dict:
+    """A finished QUICK run, made the hard way (test_one_process_per_folder_and_a_stale_lock_is_taken_over checks
+    each step): a first process holds the folder (30 epochs), a second is refused while it runs, the first is
+    killed (its lock file names a dead pid), and a third takes the lock over and trains QUICK to the end."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    done = run(repo_root, *QUICK, "--out", str(out))
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
+    first = subprocess.Popen(
+        [sys.executable, "scripts/train.py", *QUICK[:3], "30", *QUICK[4:], "--out", str(out)], cwd=repo_root,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / ".lock").is_file() or not (out / ".lock").read_text().strip():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = run(repo_root, *QUICK, "--out", str(out), "--overwrite")
+    finally:
+        first.kill()
+        first.communicate()
+    stale_lock = (out / ".lock").read_text().strip()
+    third = run(repo_root, *QUICK, "--out", str(out), "--overwrite")
+    return {"out": out, "holder": first.pid, "second": second, "stale_lock": stale_lock, "third": third,
+            "lock_after": (out / ".lock").read_text().strip()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(lock_taken_over):
+    assert lock_taken_over["third"].returncode == 0, lock_taken_over["third"].stderr[-2000:]
+    return lock_taken_over["out"]
 
 
 def test_a_folder_holding_a_run_is_refused_then_replaced_with_overwrite(repo_root, finished_run, tmp_path):
@@ -55,28 +78,15 @@ def test_resume_of_a_finished_run_does_not_train_again(repo_root, finished_run):
     assert (finished_run / "metrics.json").read_bytes() == before
 
 
-def test_one_process_per_folder_and_a_stale_lock_is_taken_over(repo_root, tmp_path):
-    out = tmp_path / "run"
-    first = subprocess.Popen(
-        [sys.executable, "scripts/train.py", *QUICK[:3], "30", *QUICK[4:], "--out", str(out)], cwd=repo_root,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / ".lock").is_file() or not (out / ".lock").read_text().strip():
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.05)
-        second = run(repo_root, *QUICK, "--out", str(out), "--overwrite")
-        assert second.returncode == 1
-        assert f"in use by process {first.pid}" in one_line(second)
-    finally:
-        first.kill()
-        first.communicate()
+def test_one_process_per_folder_and_a_stale_lock_is_taken_over(lock_taken_over):
+    """The steps of lock_taken_over, whose finished run the two tests above use."""
+    seen = lock_taken_over
+    assert seen["second"].returncode == 1
+    assert f"in use by process {seen['holder']}" in one_line(seen["second"])
     # The killed holder's lock file is still there, naming a dead pid: the next run takes it over.
-    assert (out / ".lock").read_text().strip() == str(first.pid)
-    third = run(repo_root, *QUICK, "--out", str(out), "--overwrite")
-    assert third.returncode == 0, third.stderr[-2000:]
-    assert (out / ".lock").read_text().strip() != str(first.pid)
+    assert seen["stale_lock"] == str(seen["holder"])
+    assert seen["third"].returncode == 0, seen["third"].stderr[-2000:]
+    assert seen["lock_after"] != str(seen["holder"])
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds fresh-seeds validation-seeds score-pairs best-seed1 parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds best-test-reader fresh-seeds validation-seeds score-pairs best-seed1 parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,21 @@ best-test-seeds:  ## five more fresh seeds of codes, unseen-style digits and the
 	  if [ -e $$run/test-seeds ]; then echo "error: $$run/test-seeds exists: its seeds were scored once already (delete it to score them again)" >&2; exit 1; fi; done
 	$(MAKE) fresh-seeds RUNS="runs/best-torch runs/best-keras"
 	$(PY) scripts/pool_scores.py runs/best-torch/test-seeds runs/best-keras/test-seeds --json runs/test-seeds.json
+
+# Choice 8 (docs/robustness.md) changed how codes are read after seeds 201-205 were scored: the cuts between
+# touching digits moved in every combination, the variants averaged. Its test: codes of five more fresh seeds,
+# named here and committed before any was scored, read ONCE by the same models (runs/best-*/test-reader/, pooled
+# in runs/test-reader.json). Single digits (stress, unseen styles) are read as before: not scored again.
+READER_TEST_SEEDS := 206 207 208 209 210
+best-test-reader:  ## codes of the fresh seeds 206-210, read by choice 8's reader, scored ONCE and pooled (runs/test-reader.json)
+	for run in runs/best-torch runs/best-keras; do \
+	  if [ -e $$run/test-reader ]; then echo "error: $$run/test-reader exists: its seeds were scored once already (delete it to score them again)" >&2; exit 1; fi; done
+	for run in runs/best-torch runs/best-keras; do \
+	  model=$$(ls $$run/model.ckpt $$run/model.keras 2>/dev/null | head -1); mkdir -p $$run/test-reader.part; \
+	  for seed in $(READER_TEST_SEEDS); do \
+	    $(PY) scripts/codes.py eval --model $$model --n 1000 --seed $$seed --json $$run/test-reader.part/seed-$$seed.json || exit 1; done; \
+	  mv $$run/test-reader.part $$run/test-reader; done
+	$(PY) scripts/pool_scores.py runs/best-torch/test-reader runs/best-keras/test-reader --json runs/test-reader.json
 
 fresh-seeds:  # the eval of FRESH_SEEDS for each run folder in RUNS (into <run>/test-seeds/)
 	$(MAKE) score-pairs RUNS="$(RUNS)" PAIRS="$(FRESH_SEEDS)" SPLIT=test CODES=1000 UNSEEN="--unseen 1000" INTO=test-seeds

@@ -11,9 +11,7 @@
     python scripts/codes.py picture --model runs/best-torch/model.ckpt --stress --n 3 --out runs/stress.png
 
 Codes are 4-digit images drawn by the `captcha` package (160x60 unless --width/--height), seeded so a
-seed always gives the same images. Training codes use seeds 1000+, validation codes 21 and 22, the test
-codes 77, 91 and 113 (each scored once); seed 7, the default, is the earlier test seed, looked at in tuning.
-`eval` prints JSON (and writes it to --json FILE) with digit_accuracy (each digit in its place) and
+seed always gives the same images: which seed is for what is parity/codes/seeds.py. `eval` prints JSON (and writes it to --json FILE) with digit_accuracy (each digit in its place) and
 code_accuracy (all four right).
 
 `stress` writes single digits of the style stress set (parity/codes/stress.py: 13 named classes of
@@ -27,9 +25,9 @@ draws the validation split instead of codes, a column a class.
 --model is a .ckpt, .pt, .keras or .h5 file, run in torch or Keras (--framework, default the file's own),
 or an .onnx file (scripts/export.py), which `eval` and `solve` run in onnxruntime alone, importing neither
 torch nor TensorFlow (`picture` shows the torch and Keras readings of one model's weights, so it takes no
-.onnx). `eval` and `solve` cut (by the ink profile, and at cuts moved 3 or 6 px: the model reads every variant
-and keeps the profile's cut unless it is surer of another; parity/codes/cuts.py) and normalise the codes in
---workers processes (default: one per core; 0: in this one) and run the model on --batch-size digits at a time.
+.onnx). `eval` and `solve` cut (by the ink profile, and with the cuts between touching digits moved 2 to 8 px,
+in every combination: the model reads every variant and averages them, weighted by how sure it is of each;
+parity/codes/cuts.py) and normalise the codes in --workers processes (default: one per core; 0: in this one) and run the model on --batch-size digits at a time.
 
 `solve` prints one JSON line per image, in the order given, a batch at a time: {"path": ..., "code":
 "0123"}; a code it cannot read is null, with an "error" saying why (the file is no readable image, or no
@@ -238,19 +236,21 @@ def score_stress(args, classify, pool) -> dict:
 
 def read_codes(images, classify, n_digits: int = 4, pool=None, batch_size: int = BATCH_SIZE) -> list[str | None]:
     """Like parity.codes.cuts.read_code for many images, their digits classified batch_size at a time (the
-    images cut and normalised in `pool`'s processes, or here): every cut variant's digits are classified and
-    the one `choose_cut` picks is read. None for a code that cannot be cut into n_digits digits or whose
-    digits the model gives no finite reading."""
-    from parity.codes.reading import chosen_cut, cut_candidates
+    images cut and normalised in `pool`'s processes, or here, 500 codes at a time: a code may have hundreds of
+    cut variants): every variant's digits are classified and their confidence-weighted average is read. None
+    for a code that cannot be cut into n_digits digits or whose digits the model gives no finite reading."""
+    from parity.codes.reading import code_probabilities, cut_candidates
     from parity.codes.workers import chunk_size, ordered_map
 
-    workers = len(pool.workers) if pool is not None else 0
-    cuts = list(ordered_map(partial(cut_candidates, n_digits=n_digits), images, pool, chunk_size(len(images), workers, 4)))
-    readable = [c for c in cuts if c is not None]
-    if readable:
-        flat = classify_all(np.concatenate([c.reshape(-1, 28, 28) for c in readable]), classify, batch_size)
-        probabilities = iter(np.split(flat, np.cumsum([c.shape[0] * c.shape[1] for c in readable])[:-1]))
-    return [None if c is None else digits_read(chosen_cut(next(probabilities), len(c))) for c in cuts]
+    workers, read = len(pool.workers) if pool is not None else 0, []
+    for part in (images[start : start + 500] for start in range(0, len(images), 500)):
+        cuts = list(ordered_map(partial(cut_candidates, n_digits=n_digits), part, pool, chunk_size(len(part), workers, 4)))
+        readable = [c for c in cuts if c is not None]
+        if readable:
+            flat = classify_all(np.concatenate([c.reshape(-1, 28, 28) for c in readable]), classify, batch_size)
+            probabilities = iter(np.split(flat, np.cumsum([c.shape[0] * c.shape[1] for c in readable])[:-1]))
+        read += [None if c is None else digits_read(code_probabilities(next(probabilities), len(c))) for c in cuts]
+    return read
 
 
 def mnist_style(images, pool=None) -> tuple[np.ndarray, np.ndarray]:

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cli.quiet_frameworks()
     from parity.codes.generate import load_or_generate
-    from parity.codes.reading import chosen_cut, cut_candidates, digits_read, mnist_digit
+    from parity.codes.reading import code_probabilities, cut_candidates, digits_read, mnist_digit
     from parity.codes.stress import stress_set
     from parity.codes.views import averaged_over_views
     from parity.codes.workers import ReaderPool, chunk_size
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
             classify = with_extra(plain, classify, 1 + 2 * len(angles), kind)
         cells = [f"{np.mean(classify(digits).argmax(1) == labels):.3f}" for digits, labels in stress.values()]
         for seed, found in cuts.items():
-            read = [None if c is None else digits_read(chosen_cut(classify(c.reshape(-1, 28, 28)), len(c))) for c in found]
+            read = [None if c is None else digits_read(code_probabilities(classify(c.reshape(-1, 28, 28)), len(c))) for c in found]
             right = [sum(a == b for a, b in zip(r or "????", truth)) for r, truth in zip(read, codes[seed].codes)]
             cells += [f"{sum(right) / (4 * len(right)):.4f}", f"{np.mean([r == 4 for r in right]):.3f}"]
         name = "/".join(f"{a:g}" for a in angles) or "none"

@@ -6,7 +6,7 @@ the row as far as the image alone decides it (path, a note about extra frames, t
 file or of an image with no digit), the uint8 (k, 28, 28) digits the model is to classify, and whether the
 file counts as read. The model's part (digit, confidence, code) is filled in by `name_digit` / `name_code`,
 once `classify_in_batches` has run the digits of many reads through the model in one call. A code's digits
-come as every cut variant of parity.codes.cuts gives them, and `name_code` reads the variant `choose_cut` picks.
+come as every cut variant of parity.codes.cuts gives them, and `name_code` reads their weighted average.
 
 These functions are what the reader processes of parity.codes.workers run, so they are module-level (a
 pool started by forkserver finds them by name) and they never raise for a bad image: every failure of the
@@ -22,7 +22,7 @@ import numpy as np
 
 from parity.codes.errors import NoDigit, UnreadableImage
 from parity.codes.imagefile import read_picture
-from parity.codes.cuts import CUT_SHIFTS, choose_cut, code_candidates
+from parity.codes.cuts import CUT_SHIFTS, averaged_over_cuts, code_candidates
 from parity.codes.normalize import to_mnist
 
 NOT_FINITE = "the model's output is not finite (NaN or infinity), so it names no digit"
@@ -100,27 +100,27 @@ def digits_read(probabilities: np.ndarray) -> str | None:
 
 def name_code(read: Read, probabilities: np.ndarray | None) -> tuple[dict, bool]:
     """(the finished row, whether the file was read and classified), given its digits' (k, 10) probabilities
-    (every cut variant's: the one `choose_cut` picks is read)."""
+    (every cut variant's, averaged by `code_probabilities`)."""
     if read.digits is None:
         return read.row, read.ok
-    code = digits_read(chosen_cut(probabilities, read.candidates))
+    code = digits_read(code_probabilities(probabilities, read.candidates))
     if code is None:
         return {**read.row, "error": NOT_FINITE}, False
     return {**read.row, "code": code}, True
 
 
-def chosen_cut(probabilities: np.ndarray, candidates: int) -> np.ndarray:
-    """The (n_digits, 10) rows of the cut variant `choose_cut` picks from all variants' (candidates * n_digits, 10)."""
+def code_probabilities(probabilities: np.ndarray, candidates: int) -> np.ndarray:
+    """A code's (n_digits, 10) reading from all its cut variants' (candidates * n_digits, 10) rows, as a batch
+    gives them: their average weighted by the model's confidence (parity.codes.cuts.averaged_over_cuts)."""
     probabilities = np.asarray(probabilities)
-    grouped = probabilities.reshape(candidates, -1, probabilities.shape[-1])
-    return grouped[choose_cut(grouped)]
+    return averaged_over_cuts(probabilities.reshape(candidates, -1, probabilities.shape[-1]))
 
 
-def cut_candidates(image, n_digits: int = 4, shifts: tuple[int, ...] = CUT_SHIFTS) -> np.ndarray | None:
+def cut_candidates(image, n_digits: int = 4, shifts: tuple[int, ...] = CUT_SHIFTS, joint: bool = True) -> np.ndarray | None:
     """A code image held in memory -> uint8 (k, n_digits, 28, 28), its MNIST-style digits as each of k cut
     variants gives them (parity.codes.cuts), or None if it cannot be cut into n_digits readable digits."""
     try:
-        return code_candidates(image, n_digits, shifts)
+        return code_candidates(image, n_digits, shifts, joint)
     except NoDigit:
         return None
 

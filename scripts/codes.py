@@ -10,9 +10,9 @@
     python scripts/codes.py picture --model runs/best-torch/model.ckpt --out runs/picture.png
     python scripts/codes.py picture --model runs/best-torch/model.ckpt --stress --n 3 --out runs/stress.png
 
-Codes are 4-digit images drawn by the `captcha` package (160x60 unless --width/--height), seeded so a
-seed always gives the same images: which seed is for what is parity/codes/seeds.py. `eval` prints JSON (and writes it to --json FILE) with digit_accuracy (each digit in its place) and
-code_accuracy (all four right).
+Codes are 4-digit images drawn by the `captcha` package (160x60 unless --width/--height), seeded so a seed
+always gives the same images (which seed is for what: parity/codes/seeds.py). `eval` prints JSON (and writes it
+to --json FILE) with digit_accuracy (each digit in its place) and code_accuracy (all four right).
 
 `stress` writes single digits of the style stress set (parity/codes/stress.py: 13 named classes of
 difficulty, such as grid backgrounds, crossing lines, tiny, outline and halftone digits) as PNGs, with
@@ -25,9 +25,9 @@ draws the validation split instead of codes, a column a class.
 --model is a .ckpt, .pt, .keras or .h5 file, run in torch or Keras (--framework, default the file's own),
 or an .onnx file (scripts/export.py), which `eval` and `solve` run in onnxruntime alone, importing neither
 torch nor TensorFlow (`picture` shows the torch and Keras readings of one model's weights, so it takes no
-.onnx). `eval` and `solve` cut (by the ink profile, and with the cuts between touching digits moved 2 to 8 px,
-in every combination: the model reads every variant and averages them, weighted by how sure it is of each;
-parity/codes/cuts.py) and normalise the codes in --workers processes (default: one per core; 0: in this one) and run the model on --batch-size digits at a time.
+.onnx). `eval` and `solve` cut codes (by the ink profile, and with the cuts between touching digits moved 2-8 px
+in every combination, the variants averaged by the model's confidence: parity/codes/cuts.py) and normalise them
+in --workers processes (default: one per core; 0: in this one), the model reading --batch-size digits a call.
 
 `solve` prints one JSON line per image, in the order given, a batch at a time: {"path": ..., "code":
 "0123"}; a code it cannot read is null, with an "error" saying why (the file is no readable image, or no

@@ -18,6 +18,7 @@ accuracy per seed. For validation seeds only: a choice made here must be checked
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 from parity import cli
@@ -72,8 +73,6 @@ def scored(readings: list[np.ndarray | None], truths) -> list[str]:
 
 def last_codes(codeset, n: int):
     """The last n codes of a CodeSet (a seed's codes are drawn in order: its first ones are any smaller set's)."""
-    import dataclasses
-
     return dataclasses.replace(codeset, images=codeset.images[-n:], codes=codeset.codes[-n:], boxes=codeset.boxes[-n:],
                                visible=None if codeset.visible is None else codeset.visible[-n:])
 

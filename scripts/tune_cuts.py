@@ -60,7 +60,9 @@ def parse_args(argv=None):
 def margin_pick(probabilities: np.ndarray, margin: float) -> np.ndarray:
     """Choice 5's rule: the (n_digits, 10) rows of the variant whose digits' summed log confidence is highest, if
     it beats the first (the profile's cut) by `margin`; else the first's."""
-    score = np.log(np.clip(probabilities.max(axis=2), 1e-12, 1.0)).sum(axis=1)
+    from parity.codes.cuts import cut_scores
+
+    score = cut_scores(probabilities)
     best = int(np.argmax(score))
     return probabilities[best if score[best] > score[0] + margin else 0]
 
@@ -96,11 +98,11 @@ def print_table(args, codes: dict, cut: dict, classify) -> None:
             probabilities = {seed: [None if c is None else classify(c.reshape(-1, 28, 28)).reshape(*c.shape[:2], -1)
                                     for c in cut[shifts, joint, seed]] for seed in args.seeds}
             kind = f"{','.join(map(str, shifts))}, {'every combination' if joint else 'one at a time'}"
-            rules = [("profile's cut alone", lambda p: p[0])] if first else []
-            rules += [(f"margin {m:g}", partial(margin_pick, margin=m)) for m in args.margins]
-            rules += [("averaged", averaged_over_cuts), ("any variant", None)]
+            rules = [("none", "profile's cut alone", lambda p: p[0])] if first else []
+            rules += [(kind, f"margin {m:g}", partial(margin_pick, margin=m)) for m in args.margins]
+            rules += [(kind, "averaged", averaged_over_cuts), (kind, "any variant", None)]
             first = False
-            for name, rule in rules:
+            for variants, name, rule in rules:
                 cells = []
                 for seed, codeset in codes.items():
                     if rule is None:  # the best any variant does, digit by digit of its code
@@ -109,7 +111,7 @@ def print_table(args, codes: dict, cut: dict, classify) -> None:
                         cells += scored(best, codeset.codes)
                     else:
                         cells += scored([None if p is None else rule(p) for p in probabilities[seed]], codeset.codes)
-                print(f"| {'none' if name.startswith('profile') else kind} | {name} | " + " | ".join(cells) + " |", flush=True)
+                print(f"| {variants} | {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main(argv=None) -> int:

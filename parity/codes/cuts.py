@@ -85,17 +85,23 @@ def code_candidates(image: np.ndarray | Image.Image | str | os.PathLike, n_digit
     return np.stack(candidates)
 
 
-def cut_weights(probabilities: np.ndarray) -> np.ndarray:
-    """Each of k candidates' weight, given the model's (k, n_digits, 10) probabilities: the product of its
-    digits' top probabilities, normalised to sum to 1 (a softmax of their summed logs). A candidate with a
-    non-finite output weighs 0; if the first (the profile's cut) has one, it alone weighs 1, so its NaN shows."""
+def cut_scores(probabilities: np.ndarray) -> np.ndarray:
+    """Each of k candidates' summed log confidence, given the model's (k, n_digits, 10) probabilities: the log
+    of the product of its digits' top probabilities; -inf for a candidate with a non-finite output."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    finite = np.isfinite(probabilities).all(axis=(1, 2))
-    if not finite[0]:
-        return np.eye(len(probabilities))[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.log(np.clip(probabilities.max(axis=2), 1e-12, 1.0)).sum(axis=1)
-    score[~finite] = -np.inf
+    score[~np.isfinite(probabilities).all(axis=(1, 2))] = -np.inf
+    return score
+
+
+def cut_weights(probabilities: np.ndarray) -> np.ndarray:
+    """Each of k candidates' weight: the product of its digits' top probabilities, normalised to sum to 1 (a
+    softmax of `cut_scores`). A candidate with a non-finite output weighs 0; if the first (the profile's cut)
+    has one, it alone weighs 1, so its NaN shows."""
+    score = cut_scores(probabilities)
+    if not np.isfinite(score[0]):
+        return np.eye(len(score))[0]
     weights = np.exp(score - score.max())
     return weights / weights.sum()
 

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SEEDS ?= 1
 
-.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds best-test-reader fresh-seeds validation-seeds score-pairs best-seed1 parity clean
+.PHONY: train test test-slow data bench best best-validation best-test best-test-cuts best-test-views best-test-seeds best-test-reader best-test-teachers fresh-seeds validation-seeds score-pairs best-seed1 parity clean
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -107,6 +107,17 @@ best-test-reader:  ## codes of the fresh seeds 206-210, read by choice 8's reade
 	    $(PY) scripts/codes.py eval --model $$model --n 1000 --seed $$seed --json $$run/test-reader.part/seed-$$seed.json || exit 1; done; \
 	  mv $$run/test-reader.part $$run/test-reader; done
 	$(PY) scripts/pool_scores.py runs/best-torch/test-reader runs/best-keras/test-reader --json runs/test-reader.json
+
+# Choice 9 (docs/robustness.md): `best` learns from two teachers trained on MNIST alone (--mnist-teachers 2), which
+# retrained both models after seeds 206-210 were scored. Its test: codes and unseen-style digits of seeds 211-215 and
+# stress test splits of seeds 66-70, named here and committed before any was scored, scored ONCE and pooled
+# (runs/best-*/test-teachers/, runs/test-teachers.json), with MNIST's test images, which every run reports.
+TEACHERS_TEST_SEEDS := 211:66 212:67 213:68 214:69 215:70
+best-test-teachers:  ## choice 9's models on fresh seeds 211-215 (codes, unseen-style) and 66-70 (stress), scored ONCE and pooled (runs/test-teachers.json)
+	for run in runs/best-torch runs/best-keras; do \
+	  if [ -e $$run/test-teachers ]; then echo "error: $$run/test-teachers exists: its seeds were scored once already (delete it to score them again)" >&2; exit 1; fi; done
+	$(MAKE) score-pairs RUNS="runs/best-torch runs/best-keras" PAIRS="$(TEACHERS_TEST_SEEDS)" SPLIT=test CODES=1000 UNSEEN="--unseen 1000" INTO=test-teachers
+	$(PY) scripts/pool_scores.py runs/best-torch/test-teachers runs/best-keras/test-teachers --json runs/test-teachers.json
 
 fresh-seeds:  # the eval of FRESH_SEEDS for each run folder in RUNS (into <run>/test-seeds/)
 	$(MAKE) score-pairs RUNS="$(RUNS)" PAIRS="$(FRESH_SEEDS)" SPLIT=test CODES=1000 UNSEEN="--unseen 1000" INTO=test-seeds

@@ -265,7 +265,8 @@ def _default_note(field: dataclasses.Field, recipes: dict[str, dict]) -> str:
     return f" ({'; '.join(notes)})" if notes else ""
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_class, recipes: dict[str, dict] | None = None, names=None):
+def add_config_arguments(parser: argparse.ArgumentParser, config_class, recipes: dict[str, dict] | None = None, names=None,
+                         build=None):
     """One flag per CLI field of the dataclass `config_class` (or of those in `names`), in field order:
     type from the annotation (or metadata type=), choices/metavar/required from metadata, a bool as
     --x/--no-x (or its one fixed spelling). Help shows the class's default and where each recipe (a dict
@@ -288,7 +289,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, recipes:
             options["required"] = bool(meta.get("required"))
         parser.add_argument(flag_of(field), **options)
     if isinstance(parser, ArgumentParser):
-        parser.add_check(lambda args: _build(config_class, recipes or {}, config_values(args, config_class, names)))
+        build = build or (lambda given: _build(config_class, recipes or {}, given))
+        parser.add_check(lambda args: build(config_values(args, config_class, names)))
     return parser
 
 

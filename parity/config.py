@@ -43,6 +43,8 @@ MNIST_REPEATS = Number(int, low=1, high=20, why="each copy of MNIST's 60,000 is 
 DISTIL_WEIGHT = Number(float, low=0, high=1, why="the soft targets' share of the loss; the labels keep the rest")
 DISTIL_TEMPERATURE = Number(float, low=0.1, high=100, why="softmax at a temperature beyond 100 makes every teacher's answer uniform")
 MAX_TEACHERS = 16  # each teacher is one more forward pass in every training step
+MNIST_TEACHERS = Number(int, low=0, high=MAX_TEACHERS, why="each teacher is one more forward pass in every training step")
+DISTIL_SETTINGS = ("distil_weight", "distil_temperature", "distil_images")  # what a run with teachers sets
 
 # Each recipe is a set of overrides of TrainConfig's defaults below, which are the seed recipe.
 RECIPES: dict[str, dict] = {
@@ -58,7 +60,12 @@ RECIPES: dict[str, dict] = {
         "printed_digits": 20_000,
         "style_digits": 20_000,
         "val_split": 0,
-        # One stage. A fine-tune on MNIST alone (5 epochs, 3e-4) won back 0.1-0.2 points of MNIST but undid what
+        # Two teachers trained first on MNIST alone teach MNIST's images (W 0.65, T 2); the mixed-in digits learn
+        # from their labels alone (README, "the stress set and the protocol": MNIST +0.2-0.3 points on validation).
+        "mnist_teachers": 2,
+        "distil_weight": 0.65,
+        "distil_images": "mnist",
+        # One stage after the teachers. A fine-tune on MNIST alone (5 epochs, 3e-4) won back 0.1-0.2 points of MNIST but undid what
         # the style digits taught; one keeping them cost validation codes 0.4-0.6 points for MNIST's 0.0002-0.0014
         # (README, "the stress set and the protocol"). --finetune-epochs still adds such a stage.
     },
@@ -110,6 +117,9 @@ class TrainConfig:
                                             "(the teachers' term is scaled by its square)", type=DISTIL_TEMPERATURE, metavar="T")
     distil_images: str = option("all", "with --distil-from: the training images the teachers teach: all, or mnist "
                                        "(MNIST's own; the mixed-in digits learn from their labels alone)", choices=DISTIL_IMAGES)
+    mnist_teachers: int = option(0, "first train N teachers, each this recipe on MNIST's images alone (no mixed-in "
+                                    "digits) with seeds --seed to --seed + N - 1, into OUT/teachers/seed-S/, then learn "
+                                    "from them as --distil-from would. 0: none", type=MNIST_TEACHERS, metavar="N")
     lr_schedule: str = option("constant", "per-epoch learning rate: constant, or a cosine decay from --lr", choices=LR_SCHEDULES)
     # Fine-tuning: after the epochs above, this many more on MNIST alone (augmented as above), from the
     # trained weights with a fresh optimizer and a cosine schedule from finetune_lr (see finetune_config).
@@ -161,10 +171,12 @@ class TrainConfig:
                 raise ValueError(f"{field.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
             elif _annotations()[field.name] is bool and not isinstance(value, bool):
                 raise ValueError(f"{field.name} must be True or False, got {value!r}")
-        if self.distil_from is None:
-            for name in ("distil_weight", "distil_temperature", "distil_images"):
+        if self.distil_from is not None and self.mnist_teachers:
+            raise ValueError("give teachers by distil_from (--distil-from) or train them by mnist_teachers (--mnist-teachers), not both")
+        if self.distil_from is None and not self.mnist_teachers:
+            for name in DISTIL_SETTINGS:
                 if getattr(self, name) != _defaults()[name]:
-                    raise ValueError(f"{name} is for distillation: give distil_from (--distil-from) too")
+                    raise ValueError(f"{name} is for distillation: give distil_from (--distil-from) or mnist_teachers (--mnist-teachers) too")
         world = self.world_size
         for name in ("batch_size", "finetune_batch_size"):
             size = getattr(self, name)
@@ -204,7 +216,14 @@ def recipe_config(recipe: str = "seed", **overrides) -> TrainConfig:
     """The config for a named recipe, with explicit overrides (None means 'keep the recipe's value')."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
-    values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**RECIPES[recipe], **given}
+    if given.get("distil_from") and "mnist_teachers" not in given:
+        values["mnist_teachers"] = 0  # teachers given replace the ones the recipe trains
+    if not values.get("distil_from") and not values.get("mnist_teachers"):
+        for name in DISTIL_SETTINGS:  # the recipe's settings for its teachers go with them (e.g. --mnist-teachers 0)
+            if name not in given:
+                values.pop(name, None)
     return TrainConfig(recipe=recipe, **values)
 
 
@@ -216,6 +235,16 @@ def finetune_config(config: TrainConfig, init_from: Path) -> TrainConfig:
         batch_size=config.finetune_batch_size or config.batch_size, code_digits=0, printed_digits=0,
         style_digits=config.finetune_style_digits, finetune_style_digits=0, finetune_epochs=0, mnist_repeats=1,
         init_from=Path(init_from),
+    )
+
+
+def teacher_config(config: TrainConfig, index: int) -> TrainConfig:
+    """The index-th (0-based) MNIST-only teacher of a --mnist-teachers run: the same recipe on MNIST's images
+    alone, seed --seed + index, with no teachers, fine-tune or starting weights of its own."""
+    return config.replace(
+        seed=(config.seed + index) % (MAX_SEED + 1), code_digits=0, printed_digits=0, style_digits=0,
+        mnist_teachers=0, distil_from=None, **{name: _defaults()[name] for name in DISTIL_SETTINGS},
+        finetune_epochs=0, finetune_style_digits=0, init_from=None,
     )
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from parity import cli
-from parity.config import DEVICES, FRAMEWORKS, MAX_SEED, RECIPES, TrainConfig
+from parity.config import DEVICES, FRAMEWORKS, MAX_SEED, RECIPES, TrainConfig, recipe_config
 from parity.runs.metrics import RunMetrics, side_by_side
 from parity.runs.stages import MODEL_FILE, train_in_subprocess
 from parity.runs.stops import Interrupted, interruptible
@@ -43,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
     parser.add_argument("--devices", type=DEVICES, default=1, metavar="N",
                         help="also train each framework's seed 0 on N devices, beside its 1-device run (default 1: not)")
-    cli.add_config_arguments(parser, TrainConfig, RECIPES, names=TRAIN_FIELDS)  # train.py's own flags and checks
+    cli.add_config_arguments(parser, TrainConfig, RECIPES, names=TRAIN_FIELDS, build=lambda given: recipe_config(**given))  # train.py's own flags and checks
     args = parser.parse_args(argv)
     args.frameworks = list(dict.fromkeys(args.frameworks))  # "torch torch" trains torch once per seed
     return args

@@ -28,14 +28,14 @@ import sys
 from pathlib import Path
 
 from parity import cli
-from parity.config import RECIPES, TrainConfig, recipe_config
+from parity.config import DISTIL_SETTINGS, RECIPES, TrainConfig, recipe_config
 
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def make_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(description=__doc__, formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    cli.add_config_arguments(parser, TrainConfig, RECIPES)  # one flag per TrainConfig field
+    cli.add_config_arguments(parser, TrainConfig, RECIPES, build=lambda given: recipe_config(**given))  # one flag per TrainConfig field
     for action in parser._actions:  # --framework is required, except with --resume (the run knows it)
         if action.dest == "framework":
             action.required = False
@@ -65,9 +65,10 @@ def parse_args(argv=None):
     for teacher in args.distil_from or ():
         if not teacher.is_file():
             parser.error(f"--distil-from {teacher}: no such file")
-    for flag in ("distil_weight", "distil_temperature", "distil_images"):  # also at their defaults, which TrainConfig cannot tell
-        if args.distil_from is None and getattr(args, flag) is not None:
-            parser.error(f"{flag} is for distillation: give distil_from (--distil-from) too")
+    mnist_teachers = args.mnist_teachers if args.mnist_teachers is not None else RECIPES[args.recipe or "seed"].get("mnist_teachers", 0)
+    for flag in DISTIL_SETTINGS:  # also at their defaults, which TrainConfig cannot tell
+        if args.distil_from is None and not mnist_teachers and getattr(args, flag) is not None:
+            parser.error(f"{flag} is for distillation: give distil_from (--distil-from) or mnist_teachers (--mnist-teachers) too")
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"--data-dir {args.data_dir} is not a folder")
     return args
@@ -177,8 +178,7 @@ def rank_zero(args) -> int:
         if "gpu" in str(error).lower() or "cuda" in str(error).lower():
             cli.fail(str(error).splitlines()[0], code=2)
         raise
-    labels = ("pretrained: ", "fine-tuned: ") if len(stages) > 1 else ("",)
-    for label, metrics in zip(labels, stages):
+    for label, metrics in stages:
         last = metrics.history[-1] if metrics.history else None
         validation = (f"validation accuracy {last.val_accuracy:.4f} ({metrics.config['val_split']:,} images), "
                       if last is not None and last.val_accuracy is not None else "")  # what choices are made on

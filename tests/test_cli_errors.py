@@ -64,13 +64,17 @@ TRAIN_FLAGS = [
     (["--ema-decay", "1"], "argument --ema-decay: must be a number from 0 to 0.99999, got 1: the average would barely move"),
     (["--distil-from", "{nowhere}"], "no/such/folder: no such file"),
     (["--distil-from"], "argument --distil-from: expected at least one argument"),
-    (["--distil-weight", "0.5"], "distil_weight is for distillation: give distil_from (--distil-from) too"),
-    (["--distil-temperature", "2"], "distil_temperature is for distillation: give distil_from (--distil-from) too"),  # the default
-    (["--distil-images", "all"], "distil_images is for distillation: give distil_from (--distil-from) too"),  # the default
+    (["--distil-weight", "0.5"], "distil_weight is for distillation: give distil_from (--distil-from) or mnist_teachers (--mnist-teachers) too"),
+    (["--distil-temperature", "2"], "distil_temperature is for distillation: give distil_from (--distil-from) or mnist_teachers (--mnist-teachers) too"),  # the default
+    (["--distil-images", "all"], "distil_images is for distillation: give distil_from (--distil-from) or mnist_teachers (--mnist-teachers) too"),  # the default
     (["--distil-from", "{junk_ckpt}", "--distil-images", "codes"], "argument --distil-images: invalid choice: 'codes'"),
     (["--distil-from", "{junk_ckpt}", "--distil-weight", "1.5"], "argument --distil-weight: must be a number from 0 to 1, got 1.5"),
     (["--distil-from", "{junk_ckpt}", "--distil-temperature", "0"], "argument --distil-temperature: must be a number from 0.1 to 100"),
     (["--distil-from", *["{junk_ckpt}"] * 17], "distil_from must name 1 to 16 model files, got 17"),
+    (["--mnist-teachers", "17"], "argument --mnist-teachers: must be 0 or more and at most 16, got 17: each teacher is one more forward pass"),
+    (["--mnist-teachers", "-1"], "argument --mnist-teachers"),
+    (["--distil-from", "{junk_ckpt}", "--mnist-teachers", "1"], "give teachers by distil_from (--distil-from) or train them by mnist_teachers"),
+    (["--recipe", "best", "--mnist-teachers", "0", "--distil-weight", "0.5"], "distil_weight is for distillation"),
     (["--lr", "0"], "argument --lr"),
     (["--lr", "-0.001"], "argument --lr"),
     (["--finetune-lr", "inf"], "argument --finetune-lr"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from parity import cli
-from parity.config import MAX_SEED, RECIPES, TrainConfig, finetune_config, learning_rate, recipe_config
+from parity.config import MAX_SEED, RECIPES, TrainConfig, finetune_config, learning_rate, recipe_config, teacher_config
 
 CLI_FIELDS = [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
 
@@ -36,7 +36,7 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
         "--framework", "keras", "--recipe", "best", "--epochs", "3", "--batch-size", "64", "--lr", "0.02",
         "--optimizer", "sgd", "--seed", "7", "--val-split", "100", "--limit-train", "900", "--no-augment",
         "--code-digits", "11", "--printed-digits", "12", "--style-digits", "13", "--mnist-repeats", "3", "--ema-decay", "0.99",
-        "--distil-from", str(model), str(teacher), "--distil-weight", "0.3", "--distil-temperature", "4", "--distil-images", "mnist", "--lr-schedule", "constant", "--finetune-epochs", "2",
+        "--distil-from", str(model), str(teacher), "--distil-weight", "0.3", "--distil-temperature", "4", "--distil-images", "all", "--lr-schedule", "constant", "--finetune-epochs", "2",
         "--finetune-lr", "0.005", "--finetune-batch-size", "32", "--finetune-style-digits", "14", "--init-from", str(model), "--precision", "float64",
         "--compile", "--accelerator", "cpu", "--devices", "2", "--num-nodes", "2", "--strategy", "ddp",
         "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--record-steps",
@@ -44,7 +44,7 @@ def full(tmp_path) -> tuple[list[str], TrainConfig]:
     config = TrainConfig(
         framework="keras", recipe="best", epochs=3, batch_size=64, lr=0.02, optimizer="sgd", seed=7, val_split=100,
         limit_train=900, augment=False, code_digits=11, printed_digits=12, style_digits=13, mnist_repeats=3, ema_decay=0.99,
-        distil_from=(model, teacher), distil_weight=0.3, distil_temperature=4.0, distil_images="mnist", lr_schedule="constant", finetune_epochs=2,
+        distil_from=(model, teacher), distil_weight=0.3, distil_temperature=4.0, distil_images="all", lr_schedule="constant", finetune_epochs=2,
         finetune_lr=0.005, finetune_batch_size=32, finetune_style_digits=14, init_from=model, precision="float64", compile=True,
         accelerator="cpu", devices=2, num_nodes=2, strategy="ddp", data_dir=tmp_path, out=tmp_path / "run",
         progress=False, record_steps=True,
@@ -133,6 +133,35 @@ def test_finetune_stage_is_mnist_and_its_style_digits_from_the_given_model(finet
     assert (stage.framework, stage.seed, stage.augment, stage.out) == ("keras", 4, True, Path("runs/x"))
 
 
+def test_best_recipe_trains_mnist_only_teachers_and_learns_from_them_on_mnist_images():
+    best = recipe_config("best", framework="torch")
+    assert (best.mnist_teachers, best.distil_weight, best.distil_images, best.distil_from) == (2, 0.65, "mnist", None)
+    # the recipe's teacher settings go with its teachers; teachers given replace the ones it trains
+    alone = recipe_config("best", framework="torch", mnist_teachers=0)
+    assert (alone.distil_weight, alone.distil_images) == (TrainConfig().distil_weight, "all")
+    given = recipe_config("best", framework="torch", distil_from=["t.ckpt"])
+    assert (given.mnist_teachers, given.distil_from, given.distil_weight, given.distil_images) == (0, (Path("t.ckpt"),), 0.65, "mnist")
+    with pytest.raises(ValueError, match="not both"):
+        recipe_config("best", framework="torch", distil_from=["t.ckpt"], mnist_teachers=1)
+    with pytest.raises(ValueError, match="distil_weight is for distillation"):
+        recipe_config("best", framework="torch", mnist_teachers=0, distil_weight=0.5)
+
+
+def test_a_teacher_is_the_recipe_on_mnist_alone_with_its_own_seed():
+    config = recipe_config("best", framework="keras", seed=7, finetune_epochs=2, finetune_style_digits=5, ema_decay=0.9,
+                           init_from="start.keras", out=Path("runs/x"))
+    first, second = teacher_config(config, 0), teacher_config(config, 1)
+    assert (first.seed, second.seed) == (7, 8)
+    assert teacher_config(config.replace(seed=MAX_SEED), 1).seed == 0  # still a valid seed
+    for teacher in (first, second):
+        assert teacher.code_digits == teacher.printed_digits == teacher.style_digits == 0  # MNIST's images alone
+        assert (teacher.mnist_teachers, teacher.distil_from, teacher.finetune_epochs, teacher.init_from) == (0, None, 0, None)
+        assert (teacher.distil_weight, teacher.distil_images) == (TrainConfig().distil_weight, "all")  # valid with no teachers
+        # the rest of the recipe is the student's: epochs, schedule, augmentation, batch, the weights' average
+        same = ("framework", "epochs", "batch_size", "lr", "lr_schedule", "augment", "val_split", "ema_decay", "precision")
+        assert [getattr(teacher, name) for name in same] == [getattr(config, name) for name in same]
+
+
 def test_learning_rate_schedules():
     constant = TrainConfig(lr=0.1, epochs=4)
     assert [learning_rate(constant, e) for e in range(4)] == [0.1] * 4
@@ -183,7 +212,7 @@ def test_to_dict_writes_paths_as_text():
         ({"distil_from": [3]}, "distil_from must be a list of model files, got [3]"),
         ({"distil_from": 3}, "distil_from must be a list of model files, got 3"),
         ({"distil_from": []}, "distil_from must name 1 to 16 model files, got 0"),
-        ({"distil_weight": 0.5}, "distil_weight is for distillation: give distil_from (--distil-from) too"),
+        ({"distil_weight": 0.5}, "distil_weight is for distillation: give distil_from (--distil-from) or mnist_teachers (--mnist-teachers) too"),
         ({"distil_temperature": 3.0}, "distil_temperature is for distillation"),
         ({"distil_images": "mnist"}, "distil_images is for distillation"),
         ({"distil_from": ["a.ckpt"], "distil_images": "codes"}, "distil_images must be one of all, mnist, got 'codes'"),

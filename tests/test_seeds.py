@@ -23,8 +23,9 @@ def scored_seeds(kind: str) -> tuple[set[int], set[int]]:
     codes = {int(s) for line in mine for s in re.findall(r"--seed (\d+)", line)}
     stress = {int(s) for line in mine for s in re.findall(r"--stress-seed (\d+)", line)}
     stress |= {DEFAULT_SEEDS[kind] for line in mine if f"--stress-split {kind}" in line and "--stress-seed" not in line}
-    # the pairs best-test-seeds and validation-seeds loop over
-    pairs = re.findall(r"(\d+):(\d+)", variables["FRESH_SEEDS" if kind == "test" else "VALIDATION_PAIRS"])
+    # the pairs best-test-seeds, best-test-teachers and validation-seeds loop over
+    pairs = re.findall(r"(\d+):(\d+)", variables["FRESH_SEEDS"] + " " + variables["TEACHERS_TEST_SEEDS"]
+                       if kind == "test" else variables["VALIDATION_PAIRS"])
     codes |= {int(c) for c, _ in pairs}
     stress |= {int(s) for _, s in pairs}
     if kind == "test":  # the code seeds best-test-reader loops over
@@ -34,7 +35,7 @@ def scored_seeds(kind: str) -> tuple[set[int], set[int]]:
 
 def test_every_seed_the_makefile_tests_on_is_listed_as_a_test_seed():
     codes, stress = scored_seeds("test")
-    assert len(codes) >= 13 and len(stress) >= 7  # 77, 91, 113, 201-210; 53, 59, 61-65
+    assert len(codes) >= 18 and len(stress) >= 12  # 77, 91, 113, 201-215; 53, 59, 61-70
     assert codes <= TEST_CODE_SEEDS and stress <= TEST_STRESS_SEEDS
 
 
@@ -45,10 +46,12 @@ def test_the_makefile_validates_on_validation_seeds_only():
 
 
 def test_each_list_of_seed_pairs_is_scored_on_its_own_split():
-    """fresh-seeds and validation-seeds share one eval loop (score-pairs): each hands it its pairs and split."""
+    """fresh-seeds, best-test-teachers and validation-seeds share one eval loop (score-pairs): each hands it its
+    pairs and split."""
     assert re.search(r'PAIRS="\$\(FRESH_SEEDS\)" SPLIT=test ', MAKEFILE)
+    assert re.search(r'PAIRS="\$\(TEACHERS_TEST_SEEDS\)" SPLIT=test ', MAKEFILE)
     assert re.search(r'PAIRS="\$\(VALIDATION_PAIRS\)" SPLIT=validation ', MAKEFILE)
-    assert len(re.findall(r"PAIRS=", MAKEFILE)) == 2  # no other caller
+    assert len(re.findall(r"PAIRS=", MAKEFILE)) == 3  # no other caller
 
 
 def test_no_seed_has_two_roles():

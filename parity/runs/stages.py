@@ -9,6 +9,7 @@ A run folder after `scripts/train.py --out OUT`:
                                  state and schedule position
     OUT/model.ckpt / model.keras the trained model, once the run is done
     OUT/pretrained/...           a recipe's first stage (with a fine-tune), laid out the same way
+    OUT/teachers/seed-S/...      with --mnist-teachers, each teacher, trained first, laid out the same way
 
 Each epoch end writes metrics.json first and the checkpoint second. A kill between the two leaves a
 checkpoint one epoch behind the history: resuming takes the history up to the checkpoint and runs that
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parity.config import TrainConfig, finetune_config
+from parity.config import TrainConfig, finetune_config, teacher_config
 from parity.files import write_json
 from parity.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, RunFolderError
 from parity.runs.metrics import EpochMetrics, RunMetrics, median_epoch_seconds
@@ -39,6 +40,7 @@ RUNS_DIR = Path("runs")
 MODEL_FILE = {"torch": "model.ckpt", "keras": "model.keras"}  # what each framework's train() saves
 CHECKPOINT_FILE = {"torch": "last.ckpt", "keras": "last.keras"}  # the last finished epoch, resumable
 PRETRAINED_DIR = "pretrained"  # where a fine-tuned run keeps its first stage
+TEACHERS_DIR = "teachers"  # where a --mnist-teachers run keeps its teachers, one folder each: seed-S/
 METRICS_FILE = "metrics.json"
 
 
@@ -166,18 +168,28 @@ class RunRecord:
         return metrics
 
 
-def train_stages(config: TrainConfig, train: Callable[..., RunMetrics], *, resume: bool = False) -> list[RunMetrics]:
-    """Run `train` (one framework's) for the recipe: once, or with finetune_epochs, first into
-    <out>/pretrained/ and then fine-tuning that model into <out>/. Returns each stage's metrics.
+def train_stages(config: TrainConfig, train: Callable[..., RunMetrics], *, resume: bool = False) -> list[tuple[str, RunMetrics]]:
+    """Run `train` (one framework's) for the recipe: with mnist_teachers, first each teacher into
+    <out>/teachers/seed-S/; then the run, once, or with finetune_epochs, first into <out>/pretrained/ and then
+    fine-tuning that model into <out>/. Returns each stage's label ("" for a lone stage) and metrics.
     With `resume`, a stage that is done is read back, not run again, and the others continue."""
     config = with_run_dir(config)
     if not resume and is_rank_zero():
         write_json(config.out / CONFIG_FILE, config.to_dict())
+    stages = []
+    for index in range(config.mnist_teachers):
+        teacher = teacher_config(config, index)
+        teacher = teacher.replace(out=config.out / TEACHERS_DIR / f"seed-{teacher.seed}")
+        stages.append((f"teacher {index + 1} of {config.mnist_teachers}: ", train(teacher, resume=resume)))
+    if stages:
+        models = tuple(Path(metrics.config["out"]) / MODEL_FILE[config.framework] for _, metrics in stages)
+        config = config.replace(mnist_teachers=0, distil_from=models)
     if not config.finetune_epochs:
-        return [train(config, resume=resume)]
+        return [*stages, ("", train(config, resume=resume))]
     pretrained = config.out / PRETRAINED_DIR
     first = train(config.replace(out=pretrained, finetune_epochs=0), resume=resume)
-    return [first, train(finetune_config(config, pretrained / MODEL_FILE[config.framework]), resume=resume)]
+    return [*stages, ("pretrained: ", first),
+            ("fine-tuned: ", train(finetune_config(config, pretrained / MODEL_FILE[config.framework]), resume=resume))]
 
 
 def saved_config(out: Path) -> TrainConfig:

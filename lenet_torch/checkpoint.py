@@ -20,9 +20,9 @@ from parity.weights.convert import keras_to_torch
 
 def model_from_weights(weights: Weights, dtype: torch.dtype = torch.float32) -> LeNet5:
     """A LeNet5 holding weights given in Keras layout (converted by parity.weights.convert's table)."""
-    model = LeNet5()
+    model = LeNet5().to(dtype)  # first: loading into float32 parameters would round float64 weights
     model.load_state_dict({k: torch.from_numpy(v) for k, v in keras_to_torch(weights).items()})
-    return model.to(dtype, memory_format=torch.channels_last).eval()  # oneDNN's fast layout, as in training
+    return model.to(memory_format=torch.channels_last).eval()  # oneDNN's fast layout, as in training
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LeNet5:

@@ -34,9 +34,11 @@ SEED_MISSING = f"{SEED_H5} not found: the seed's model lives outside this reposi
 TRAIN_ARGS = ("--framework", "torch", "--epochs", "1", "--batch-size", "100", "--lr", "2e-3", "--val-split", "0", "--seed", "0")
 
 
-# The `best` recipe, small, in float64, every step's loss recorded: 2 epochs at batch 100 over 971 MNIST images,
-# the digits of 25 codes (200), 100 printed and 60 style digits (1,331: 14 steps an epoch, the last of 31); then
-# a 1-epoch fine-tune at batch 200 over the 971 and the first 30 style digits (1,001: 6 steps, the last of 1).
+# The `best` recipe, small, in float64, every step's loss recorded: its two MNIST-only teachers first, 2 epochs at
+# batch 100 over 971 MNIST images (10 steps an epoch, the last of 71); then the student, taught on MNIST's images,
+# 2 epochs over the 971 with the digits of 25 codes (200), 100 printed and 60 style digits (1,331: 14 steps an
+# epoch, the last of 31); then a 1-epoch fine-tune at batch 200 over the 971 and the first 30 style digits
+# (1,001: 6 steps, the last of 1).
 BEST_RECIPE = ("--recipe", "best", "--epochs", "2", "--limit-train", "971", "--code-digits", "25", "--printed-digits", "100",
                "--style-digits", "60", "--finetune-style-digits", "30", "--finetune-epochs", "1", "--finetune-batch-size", "200",
                "--precision", "float64", "--record-steps", "--no-progress")

@@ -170,6 +170,20 @@ def test_round_trip_torch_keras_torch_is_exact():
         np.testing.assert_array_equal(back[key], state[key], err_msg=key)
 
 
+def test_float64_weights_load_into_both_frameworks_unrounded():
+    """A float64 model (--precision float64, e.g. a teacher or --init-from) keeps every bit in Lightning as in Keras:
+    torch once loaded it into float32 parameters first, 6e-10 in a float64 student's losses."""
+    weights = {name: {part: array.astype(np.float64) / 3 for part, array in layer.items()}
+               for name, layer in initial_weights(0).items()}  # thirds: no float32 holds them exactly
+    model = model_from_weights(weights, torch.float64)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    for loaded in (torch_to_keras(torch_state(model)), get_weights(set_weights(build_lenet5(dtype="float64"), weights))):
+        for name in weights:
+            for part in ("kernel", "bias"):
+                assert loaded[name][part].dtype == np.float64, (name, part)
+                np.testing.assert_array_equal(loaded[name][part], weights[name][part], err_msg=f"{name}.{part}")
+
+
 def test_flatten_permutation_semantics():
     """The dense-after-flatten rows really map Keras's (H, W, C) flatten order onto torch's (C, H, W)."""
     rng = np.random.default_rng(0)

@@ -138,15 +138,16 @@ def test_the_model_file_is_a_one_device_model(runs):
 
 
 def test_the_best_recipe_trains_on_two_devices_as_on_one(best_recipe_run):
-    """Augmentation (the PyDataset path on TensorFlow), code, printed and style digits, the cosine schedule, then
+    """The two MNIST-only teachers, then augmentation (the PyDataset path on TensorFlow), code, printed and style
+    digits taught on MNIST's images by those teachers, the cosine schedule, then
     the fine-tune on MNIST and style digits from the first stage's model (conftest's BEST_RECIPE, whose 1-device
     run test_training_parity also compares with Lightning's): both stages the same on 2 devices as on 1. The
     first stage's 1,331 images end each epoch with a batch of 31, the fine-tune's 1,001 at batch 200 with a
     padded batch of 1."""
     one, _ = best_recipe_run("keras", 1)
     two, stdout = best_recipe_run("keras", 2)
-    assert stdout.count("on cpu x2 (tensorflow, MirroredStrategy)") == 2  # both stages
-    for stage, steps in (("pretrained", 2 * 14), ("", 6)):
+    assert stdout.count("on cpu x2 (tensorflow, MirroredStrategy)") == 4  # two teachers, both stages
+    for stage, steps in (("teachers/seed-0", 2 * 10), ("teachers/seed-1", 2 * 10), ("pretrained", 2 * 14), ("", 6)):
         run, reference = metrics(two / stage), metrics(one / stage)
         assert_same_training(run, reference, steps=steps)
     assert metrics(two)["config"]["init_from"] == str(two / "pretrained" / "model.keras")

@@ -55,28 +55,38 @@ def test_float64_training_agrees_over_a_full_epoch(repo_root, tmp_path):
 
 
 def test_best_recipe_feeds_both_frameworks_the_same_augmented_batches(best_recipe_run):
-    """Augmentation, the cosine schedule, the mixed-in code, printed and style digits, then the fine-tune on
+    """The MNIST-only teachers, then augmentation, the cosine schedule, the mixed-in code, printed and style digits
+    taught by those teachers on MNIST's images, then the fine-tune on
     MNIST and style digits from the saved first-stage model (conftest's BEST_RECIPE): float64 step losses agree
-    in both stages, so every epoch's augmented images and order, and the hand-over between stages, are the same
+    in all four stages, so every epoch's augmented images and order, and the hand-over between stages, are the same
     in both frameworks (this caught Keras calling PyDataset.on_epoch_end once before the first epoch). Lightning
-    on 2 devices (DDP) takes the same steps too, in both stages."""
-    losses = {}
+    on 2 devices (DDP) takes the same steps too, in every stage."""
+    losses, labels_losses = {}, {}
     for name, framework, devices in (("torch", "torch", 1), ("keras", "keras", 1), ("torch DDP", "torch", 2)):
         out, _ = best_recipe_run(framework, devices)
+        teachers = [json.loads((out / "teachers" / f"seed-{seed}" / "metrics.json").read_text()) for seed in (0, 1)]
         first = json.loads((out / "pretrained" / "metrics.json").read_text())
         final = json.loads((out / "metrics.json").read_text())
+        assert [t["config"]["code_digits"] + t["config"]["style_digits"] for t in teachers] == [0, 0]  # MNIST alone
+        taught_by = [str(out / "teachers" / f"seed-{seed}" / MODEL_FILE[framework]) for seed in (0, 1)]
+        assert first["config"]["distil_from"] == taught_by and first["config"]["distil_images"] == "mnist"
         assert final["config"]["init_from"] == str(out / "pretrained" / MODEL_FILE[framework])
         assert final["config"]["code_digits"] == 0 and final["config"]["lr"] == 3e-4
         assert (first["config"]["style_digits"], final["config"]["style_digits"]) == (60, 30)
-        losses[name] = (np.array(first["step_losses"]), np.array(final["step_losses"]))
-    # 971 MNIST + 200 code + 100 printed + 60 style digits at 100; 971 MNIST + 30 style digits at 200
-    for stage, steps in ((0, 2 * 14), (1, 6)):
+        losses[name] = [np.array(t["step_losses"]) for t in teachers] + [np.array(first["step_losses"]), np.array(final["step_losses"])]
+        labels_losses[name] = [first["history"][0]["train_loss"], final["history"][0]["train_loss"]]
+    # the teachers: 971 MNIST at 100; 971 MNIST + 200 code + 100 printed + 60 style digits at 100; 971 MNIST + 30 style digits at 200
+    assert np.max(np.abs(losses["torch"][0] - losses["torch"][1])) > 1e-3  # two teachers, two seeds
+    # (Each student learns from its own framework's teachers: this caught Lightning rounding float64 teachers to
+    # float32 as it loaded them, 6e-10 in the student's losses.)
+    for stage, steps in ((0, 2 * 10), (1, 2 * 10), (2, 2 * 14), (3, 6)):
         torch_losses, keras_losses, ddp_losses = losses["torch"][stage], losses["keras"][stage], losses["torch DDP"][stage]
         assert len(torch_losses) == len(keras_losses) == len(ddp_losses) == steps
         assert np.max(np.abs(torch_losses - keras_losses) / keras_losses) <= 1e-10
         assert np.max(np.abs(ddp_losses - torch_losses) / torch_losses) <= 1e-10  # the recipe on 2 devices (DDP)
-    # fine-tuning starts where the first stage ended, not from scratch (a fresh start has loss ~2.3)
-    assert losses["torch"][1][0] < losses["torch"][0][0] - 0.1
+    # fine-tuning starts where the first stage ended, not from scratch (a fresh start's first epoch has the labels'
+    # loss ~2.3; the step losses also hold the teachers' term, which the fine-tune's all-MNIST batches weigh more)
+    assert labels_losses["torch"][1] < labels_losses["torch"][0] - 0.1
 
 
 def test_keras_on_jax_takes_the_same_batches(repo_root, tmp_path):

@@ -61,13 +61,13 @@ RECIPES: dict[str, dict] = {
         "style_digits": 20_000,
         "val_split": 0,
         # Two teachers trained first on MNIST alone teach MNIST's images (W 0.65, T 2); the mixed-in digits learn
-        # from their labels alone (README, "the stress set and the protocol": MNIST +0.2-0.3 points on validation).
+        # from their labels alone (choice 9, docs/robustness.md: MNIST +0.2-0.3 points on validation).
         "mnist_teachers": 2,
         "distil_weight": 0.65,
         "distil_images": "mnist",
-        # One stage after the teachers. A fine-tune on MNIST alone (5 epochs, 3e-4) won back 0.1-0.2 points of MNIST but undid what
-        # the style digits taught; one keeping them cost validation codes 0.4-0.6 points for MNIST's 0.0002-0.0014
-        # (README, "the stress set and the protocol"). --finetune-epochs still adds such a stage.
+        # One stage after the teachers. A fine-tune on MNIST alone (5 epochs, 3e-4) won back 0.1-0.2 points of
+        # MNIST but undid what the style digits taught; one keeping them cost validation codes 0.4-0.6 points for
+        # MNIST's 0.0002-0.0014 (README, "the stress set and the protocol"). --finetune-epochs still adds one.
     },
 }
 

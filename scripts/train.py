@@ -7,7 +7,8 @@
 
 Writes into --out (default runs/<framework>-<timestamp>/): config.json, metrics.json after every epoch
 (status running, then done, interrupted or failed), checkpoints/ (the last finished epoch, resumable)
-and, when done, the model (Lightning model.ckpt / Keras model.keras). Every flag but --framework
+and, when done, the model (Lightning model.ckpt / Keras model.keras); with --mnist-teachers (best: 2), the
+teachers first, each in teachers/seed-S/ laid out the same way. Every flag but --framework
 defaults to the recipe's value: the defaults shown are the seed recipe's, "best: ..." where --recipe best
 differs (parity/config.py).
 

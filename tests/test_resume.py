@@ -154,6 +154,34 @@ def test_sigkill_in_finetune_stage_then_resume(stopped_twice):
     assert_same_run(read(out / "pretrained" / "metrics.json"), read(whole / "pretrained" / "metrics.json"))
 
 
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_sigterm_in_the_second_teacher_then_resume(repo_root, tmp_path, framework):
+    """--mnist-teachers 2 (the `best` recipe's stages, small): stopped while the second teacher trains, then
+    --resume: the first teacher is not trained again, the second goes on from its checkpoint, and every stage,
+    the student's too, ends where the uninterrupted run's ends."""
+    flags = ["--framework", framework, "--mnist-teachers", "2", "--distil-weight", "0.65", "--epochs", "3",
+             "--limit-train", "3000", "--val-split", "500", "--batch-size", "100", "--precision", "float64",
+             "--seed", "5", "--no-progress"]
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    code, stderr = finished(train(repo_root, *flags, "--out", str(whole)))
+    assert code == 0, stderr[-3000:]
+    process = train(repo_root, *flags, "--out", str(out))
+    wait_for_checkpoint(out / "teachers" / "seed-6", process)
+    process.send_signal(signal.SIGTERM)
+    code, stderr = finished(process)
+    assert code == 143 and f"--resume {out}" in stderr.strip().splitlines()[-1], stderr[-2000:]
+    first_teacher = (out / "teachers" / "seed-5" / "metrics.json").read_bytes()
+    assert read(out / "teachers" / "seed-6" / "metrics.json")["status"] == "interrupted"
+    assert not (out / "metrics.json").exists()  # the student had not started
+
+    code, stderr = finished(train(repo_root, "--resume", str(out)))
+    assert code == 0, stderr[-3000:]
+    assert (out / "teachers" / "seed-5" / "metrics.json").read_bytes() == first_teacher  # done: not run again
+    for stage in ("teachers/seed-5", "teachers/seed-6", "."):
+        assert_same_run(read(out / stage / "metrics.json"), read(whole / stage / "metrics.json"))
+    assert read(out / "metrics.json")["config"]["distil_from"][1].endswith("teachers/seed-6/" + ("model.ckpt" if framework == "torch" else "model.keras"))
+
+
 def test_ctrl_c_exits_130(repo_root, tmp_path):
     out = tmp_path / "run"
     flags = ["--framework", "torch", "--epochs", "30", "--limit-train", "2000", "--val-split", "0", "--no-progress"]

@@ -154,7 +154,9 @@ def test_sigkill_in_finetune_stage_then_resume(stopped_twice):
     assert_same_run(read(out / "pretrained" / "metrics.json"), read(whole / "pretrained" / "metrics.json"))
 
 
-@pytest.mark.parametrize("framework", ["torch", "keras"])
+# The stages are framework-neutral (parity.runs.stages) and each stage's resume is checked in both frameworks
+# above: Keras's run of this one is in the slow suite.
+@pytest.mark.parametrize("framework", ["torch", pytest.param("keras", marks=pytest.mark.slow)])
 def test_sigterm_in_the_second_teacher_then_resume(repo_root, tmp_path, framework):
     """--mnist-teachers 2 (the `best` recipe's stages, small): stopped while the second teacher trains, then
     --resume: the first teacher is not trained again, the second goes on from its checkpoint, and every stage,

@@ -18,7 +18,7 @@ data: $(INSTALLED)  ## fetch and verify MNIST into data/ (once)
 train: data  ## seed recipe in both frameworks, then their metrics side by side
 	$(PY) scripts/compare.py --seeds $(SEEDS) --out runs/compare
 
-test: data  ## the default suite (about 14-15 minutes on 2 CPU cores)
+test: data  ## the default suite (about 14-16 minutes on 2 CPU cores)
 	$(PY) -m pytest
 
 test-slow: data  ## the slow tests only: full-MNIST training and parity runs
